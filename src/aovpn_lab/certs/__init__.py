@@ -1,1 +1,14 @@
+"""Certificates for the lab and certificate requirement checks.
 
+Modules (import them directly; this package imports nothing heavy on purpose, so that
+``python -m aovpn_lab.certs.pki`` runs cleanly):
+
+- :mod:`aovpn_lab.certs.profiles` reads ``profiles/certificates.yml``.
+- :mod:`aovpn_lab.certs.pki` issues a lab PKI from a profile (also a CLI for Ansible).
+- :mod:`aovpn_lab.certs.inspect` inspects a chain against the DOMAIN.md requirements.
+- :mod:`aovpn_lab.certs.sizemodel` predicts IKE_AUTH sizes and IP fragment counts.
+- :mod:`aovpn_lab.certs.command` registers ``aovpn-lab certs ...`` on an argparse CLI.
+"""
+from aovpn_lab.certs.errors import CertificateInputError, CertificateProfileError
+
+__all__ = ["CertificateInputError", "CertificateProfileError"]

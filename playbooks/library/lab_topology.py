@@ -1,0 +1,370 @@
+#!/usr/bin/python
+"""Ansible module: the embedded lab's topology on this machine.
+
+One network namespace per lab host, point-to-point veth links between them, a
+management bridge in the root namespace with one veth per host, and one sshd per host
+listening on its management address. Idempotent; `state: absent` removes exactly what
+`present` created (recorded in <state_dir>/topology.json) and is safe to run twice.
+
+Self-contained on purpose: it shells out to iproute2, ssh-keygen and sshd only, so it
+runs under any interpreter Ansible picks.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+module: lab_topology
+short_description: Create or remove the aovpn-lab namespaces, links, bridge and sshds
+options:
+  state: {type: str, choices: [present, absent], default: present}
+  prefix: {type: str, required: true, description: Every created name starts with it.}
+  state_dir: {type: path, required: true}
+  management: {type: dict, required: true, description: "network (CIDR), gateway (address), ssh_port"}
+  hosts: {type: list, elements: dict, description: "hostvars of the lab hosts (inventory_hostname, ansible_host, lab_forwarding, lab_loopback_addresses, lab_routes)"}
+  links: {type: list, elements: dict, description: "name, mtu, ends: [{host, interface, address}]"}
+"""
+
+IFNAMSIZ = 15
+
+
+class Topology:
+    def __init__(self, module: AnsibleModule):
+        self.m = module
+        p = module.params
+        self.prefix = p["prefix"]
+        self.state_dir = p["state_dir"]
+        self.mgmt = p["management"] or {}
+        # Items are Ansible hostvars of the lab hosts; keep only what the topology needs.
+        self.hosts = [{
+            "name": h.get("inventory_hostname") or h["name"],
+            "mgmt_address": h.get("ansible_host") or h.get("mgmt_address"),
+            "forwarding": bool(h.get("lab_forwarding", False)),
+            "loopback_addresses": h.get("lab_loopback_addresses") or [],
+            "routes": h.get("lab_routes") or [],
+        } for h in (p["hosts"] or [])]
+        self.links = p["links"] or []
+        self.changed = False
+        self.check = module.check_mode
+        self.actions: list[str] = []
+
+    # -- names ---------------------------------------------------------------
+    def ns(self, host: str) -> str:
+        return f"{self.prefix}-{host}"
+
+    def mgmt_veth(self, host: str) -> str:
+        return f"{self.prefix}-{host}"
+
+    @property
+    def bridge(self) -> str:
+        return f"{self.prefix}-br"
+
+    @property
+    def manifest_path(self) -> str:
+        return os.path.join(self.state_dir, "topology.json")
+
+    # -- helpers -------------------------------------------------------------
+    def run(self, *argv: str, check: bool = True, ns: str | None = None) -> subprocess.CompletedProcess:
+        if ns:
+            argv = ("ip", "netns", "exec", ns) + argv
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        if check and proc.returncode != 0:
+            self.m.fail_json(msg=f"`{' '.join(argv)}` failed: {proc.stderr.strip() or proc.stdout.strip()}",
+                             actions=self.actions)
+        return proc
+
+    def act(self, what: str, *argv: str, ns: str | None = None) -> None:
+        """Run a changing command (skipped in check mode) and remember it."""
+        self.changed = True
+        self.actions.append(what)
+        if not self.check:
+            self.run(*argv, ns=ns)
+
+    def namespaces(self) -> set[str]:
+        out = self.run("ip", "netns", "list").stdout
+        return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+    def link_exists(self, name: str, ns: str | None = None) -> bool:
+        argv = ["ip"] + (["-n", ns] if ns else []) + ["link", "show", "dev", name]
+        return self.run(*argv, check=False).returncode == 0
+
+    def has_address(self, dev: str, cidr: str, ns: str | None = None) -> bool:
+        argv = ["ip"] + (["-n", ns] if ns else []) + ["-j", "addr", "show", "dev", dev]
+        proc = self.run(*argv, check=False)
+        if proc.returncode != 0:
+            return False
+        addr, plen = cidr.split("/")
+        for link in json.loads(proc.stdout or "[]"):
+            for a in link.get("addr_info", []):
+                if a.get("local") == addr and str(a.get("prefixlen")) == plen:
+                    return True
+        return False
+
+    # -- present -------------------------------------------------------------
+    def validate(self) -> None:
+        for h in self.hosts:
+            if len(self.mgmt_veth(h["name"])) > IFNAMSIZ:
+                self.m.fail_json(msg=f"lab name '{self.mgmt_veth(h['name'])}' is longer than {IFNAMSIZ} "
+                                     f"characters: shorten lab_prefix or host '{h['name']}'")
+        for link in self.links:
+            for end in link["ends"]:
+                if len(end["interface"]) > IFNAMSIZ:
+                    self.m.fail_json(msg=f"interface name '{end['interface']}' of link '{link['name']}' "
+                                         f"is longer than {IFNAMSIZ} characters")
+
+    def present(self) -> dict:
+        self.validate()
+        for sub in ("ssh", "hosts"):
+            os.makedirs(os.path.join(self.state_dir, sub), exist_ok=True)
+        self.write_manifest()  # first, so a crash half-way is still removable
+        self.ensure_bridge()
+        existing = self.namespaces()
+        for h in self.hosts:
+            self.ensure_host(h, existing)
+        for link in self.links:
+            self.ensure_link(link)
+        for h in self.hosts:
+            self.ensure_routes(h)
+        self.ensure_ssh()
+        return {"namespaces": [self.ns(h["name"]) for h in self.hosts], "bridge": self.bridge}
+
+    def write_manifest(self) -> None:
+        data = {
+            "prefix": self.prefix,
+            "namespaces": sorted({self.ns(h["name"]) for h in self.hosts} | set(self.read_manifest().get("namespaces", []))),
+            "root_links": sorted({self.mgmt_veth(h["name"]) for h in self.hosts} | {self.bridge}
+                                 | set(self.read_manifest().get("root_links", []))),
+        }
+        if not self.check:
+            with open(self.manifest_path, "w") as f:
+                json.dump(data, f, indent=1)
+
+    def read_manifest(self) -> dict:
+        try:
+            with open(self.manifest_path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def ensure_bridge(self) -> None:
+        gw = self.mgmt["gateway"]
+        plen = self.mgmt["network"].split("/")[1]
+        if not self.link_exists(self.bridge):
+            self.act(f"bridge {self.bridge}", "ip", "link", "add", self.bridge, "type", "bridge")
+        if not self.check and not self.has_address(self.bridge, f"{gw}/{plen}"):
+            self.act(f"address {gw}/{plen} on {self.bridge}", "ip", "addr", "add", f"{gw}/{plen}", "dev", self.bridge)
+        self.act_quiet("ip", "link", "set", self.bridge, "up")
+
+    def act_quiet(self, *argv: str, ns: str | None = None) -> None:
+        """An idempotent command that never counts as a change (link up, sysctl already set)."""
+        if not self.check:
+            self.run(*argv, ns=ns)
+
+    def ensure_host(self, h: dict, existing: set[str]) -> None:
+        name, ns = h["name"], self.ns(h["name"])
+        plen = self.mgmt["network"].split("/")[1]
+        if ns not in existing:
+            self.act(f"namespace {ns}", "ip", "netns", "add", ns)
+        if self.check and ns not in existing:
+            return
+        self.act_quiet("ip", "-n", ns, "link", "set", "lo", "up")
+        veth = self.mgmt_veth(name)
+        if not self.link_exists(veth):
+            self.act(f"management link {veth}", "ip", "link", "add", veth, "type", "veth",
+                     "peer", "name", "mgmt0", "netns", ns)
+            self.act_quiet("ip", "link", "set", veth, "master", self.bridge)
+        self.act_quiet("ip", "link", "set", veth, "up")
+        self.act_quiet("ip", "-n", ns, "link", "set", "mgmt0", "up")
+        cidr = f"{h['mgmt_address']}/{plen}"
+        if not self.has_address("mgmt0", cidr, ns=ns):
+            self.act(f"address {cidr} in {ns}", "ip", "-n", ns, "addr", "add", cidr, "dev", "mgmt0")
+        for addr in h.get("loopback_addresses") or []:
+            if not self.has_address("lo", addr, ns=ns):
+                self.act(f"address {addr} on lo in {ns}", "ip", "-n", ns, "addr", "add", addr, "dev", "lo")
+        forwarding = "1" if h.get("forwarding") else "0"
+        self.act_quiet("sysctl", "-qw", f"net.ipv4.ip_forward={forwarding}", ns=ns)
+
+    def ensure_link(self, link: dict) -> None:
+        a, b = link["ends"]
+        ns_a, ns_b = self.ns(a["host"]), self.ns(b["host"])
+        if self.check and not (self.link_exists(a["interface"], ns_a)):
+            self.changed = True
+            self.actions.append(f"link {link['name']}")
+            return
+        if not self.link_exists(a["interface"], ns_a):
+            # A half-created link (one end left after a crash) would block the add.
+            if self.link_exists(b["interface"], ns_b):
+                self.act(f"stale end of {link['name']}", "ip", "-n", ns_b, "link", "del", b["interface"])
+            self.act(f"link {link['name']}", "ip", "link", "add", a["interface"], "netns", ns_a, "type", "veth",
+                     "peer", "name", b["interface"], "netns", ns_b)
+        mtu = str(link.get("mtu") or 1500)
+        for end, ns in ((a, ns_a), (b, ns_b)):
+            # MTU on both ends: a veth drops frames larger than the receiving end's MTU.
+            self.act_quiet("ip", "-n", ns, "link", "set", end["interface"], "mtu", mtu, "up")
+            if not self.has_address(end["interface"], end["address"], ns=ns):
+                self.act(f"address {end['address']} in {ns}", "ip", "-n", ns, "addr", "add", end["address"],
+                         "dev", end["interface"])
+
+    def ensure_routes(self, h: dict) -> None:
+        ns = self.ns(h["name"])
+        for r in h.get("routes") or []:
+            current = self.run("ip", "-n", ns, "route", "show", r["to"], check=False).stdout if not self.check else ""
+            if f"via {r['via']}" not in current:
+                self.act(f"route {r['to']} via {r['via']} in {ns}", "ip", "-n", ns, "route", "replace", r["to"],
+                         "via", r["via"])
+
+    # -- ssh -----------------------------------------------------------------
+    def ensure_ssh(self) -> None:
+        ssh_dir = os.path.join(self.state_dir, "ssh")
+        key = os.path.join(ssh_dir, "id_ed25519")
+        if not os.path.exists(key):
+            self.act("lab ssh key", "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"aovpn-lab {self.prefix}",
+                     "-f", key)
+        if self.check:
+            return
+        shutil.copyfile(key + ".pub", os.path.join(ssh_dir, "authorized_keys"))
+        os.makedirs("/run/sshd", exist_ok=True)  # privilege separation dir Debian's sshd insists on
+        port = str(self.mgmt.get("ssh_port") or 22)
+        known, config = [], [f"# aovpn-lab {self.prefix}: written by lab up\n"]
+        for h in self.hosts:
+            hdir = os.path.join(self.state_dir, "hosts", h["name"])
+            os.makedirs(hdir, exist_ok=True)
+            hostkey = os.path.join(hdir, "ssh_host_ed25519_key")
+            if not os.path.exists(hostkey):
+                self.run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", h["name"], "-f", hostkey)
+            cfg = os.path.join(hdir, "sshd_config")
+            pidfile = os.path.join(hdir, "sshd.pid")
+            with open(cfg, "w") as f:
+                f.write(
+                    f"# sshd of lab host {h['name']} (namespace {self.ns(h['name'])})\n"
+                    f"ListenAddress {h['mgmt_address']}\nPort {port}\n"
+                    f"HostKey {hostkey}\nPidFile {pidfile}\n"
+                    f"AuthorizedKeysFile {ssh_dir}/authorized_keys\n"
+                    "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+                    "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+                    "PrintMotd no\nUseDNS no\nMaxSessions 50\nMaxStartups 50:30:100\n"
+                    "Subsystem sftp internal-sftp\n")
+            if not pid_alive(pidfile):
+                self.act(f"sshd on {h['name']}", "/usr/sbin/sshd", "-f", cfg, ns=self.ns(h["name"]))
+            with open(hostkey + ".pub") as f:
+                pub = " ".join(f.read().split()[:2])
+            known.append(f"{h['mgmt_address']} {pub}\n")
+            config.append(
+                f"Host {h['name']} {h['mgmt_address']}\n  HostName {h['mgmt_address']}\n  Port {port}\n"
+                f"  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n"
+                f"  UserKnownHostsFile {ssh_dir}/known_hosts\n  StrictHostKeyChecking yes\n"
+                f"  ControlMaster auto\n  ControlPath {ssh_dir}/cm-%C\n  ControlPersist 120s\n"
+                "  ConnectTimeout 5\n  LogLevel ERROR\n")
+        with open(os.path.join(ssh_dir, "known_hosts"), "w") as f:
+            f.writelines(known)
+        with open(os.path.join(ssh_dir, "config"), "w") as f:
+            f.writelines(config)
+        for h in self.hosts:
+            wait_listening(self.m, h["name"], h["mgmt_address"], int(port))
+
+    # -- absent --------------------------------------------------------------
+    def absent(self) -> dict:
+        manifest = self.read_manifest()
+        namespaces = set(manifest.get("namespaces", [])) | {self.ns(h["name"]) for h in self.hosts}
+        root_links = set(manifest.get("root_links", [])) | {self.mgmt_veth(h["name"]) for h in self.hosts} | {self.bridge}
+        # Only names this lab owns: a stray entry in the manifest must not reach beyond the prefix.
+        namespaces = {n for n in namespaces if n.startswith(self.prefix + "-")}
+        root_links = {n for n in root_links if n.startswith(self.prefix + "-")}
+        present = self.namespaces()
+        removed = []
+        for ns in sorted(namespaces & present):
+            if not self.check:
+                kill_namespace_processes(ns)
+            self.act(f"namespace {ns}", "ip", "netns", "del", ns)
+            removed.append(ns)
+        for link in sorted(root_links):
+            # veths vanish with their namespace, but asynchronously: delete explicitly so
+            # a quick `lab up` afterwards does not trip over them.
+            if self.link_exists(link):
+                self.act(f"link {link}", "ip", "link", "del", link)
+                removed.append(link)
+        if os.path.isdir(self.state_dir):
+            self.changed = True
+            self.actions.append(f"state {self.state_dir}")
+            if not self.check:
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+        return {"removed": removed}
+
+
+def pid_alive(pidfile: str) -> bool:
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    # A zombie still answers kill(0): look at its state.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_namespace_processes(ns: str) -> None:
+    """TERM, then KILL, every process inside the namespace: leftovers keep it alive."""
+    def pids() -> list[int]:
+        proc = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10)
+        return [int(p) for p in proc.stdout.split() if p.isdigit()]
+
+    for sig, wait in ((signal.SIGTERM, 1.5), (signal.SIGKILL, 1.0)):
+        left = pids()
+        if not left:
+            return
+        for pid in left:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and pids():
+            time.sleep(0.02)
+
+
+def wait_listening(module: AnsibleModule, host: str, addr: str, port: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((addr, port), timeout=0.5):
+                return
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                module.fail_json(msg=f"sshd of lab host {host} is not listening on {addr}:{port} after "
+                                     f"{timeout:.0f}s ({exc}); see `ip netns exec <prefix>-{host} /usr/sbin/sshd -t`")
+            time.sleep(0.02)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            prefix=dict(type="str", required=True),
+            state_dir=dict(type="path", required=True),
+            management=dict(type="dict", required=False, default={}),
+            hosts=dict(type="list", elements="dict", default=[]),
+            links=dict(type="list", elements="dict", default=[]),
+        ),
+        supports_check_mode=True,
+    )
+    if os.geteuid() != 0:
+        module.fail_json(msg="lab_topology needs root (network namespaces, veth, bridge)")
+    topo = Topology(module)
+    result = topo.present() if module.params["state"] == "present" else topo.absent()
+    module.exit_json(changed=topo.changed, actions=topo.actions, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""aovpn-lab: the command line.
+
+    aovpn-lab lab up | down | status [--json]
+    aovpn-lab run [--inventory PATH] [-k EXPR]
+    aovpn-lab probe ikev2 --gateway ADDR --remote-id ID --ca CA.pem --cert C.pem --key K.pem
+    aovpn-lab certs inspect FILE...
+
+Errors a user can fix print one line and exit non-zero; Ctrl-C exits 130.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import __version__, paths
+from .errors import AovpnError
+
+DEFAULT_INVENTORY = paths.INVENTORIES / "lab"
+
+
+def _inventory(args: argparse.Namespace):
+    from . import inventory
+    return inventory.load(args.inventory, prefix=args.prefix)
+
+
+def cmd_lab_up(args: argparse.Namespace) -> int:
+    from .lab import lifecycle
+    result = lifecycle.up(_inventory(args), quiet=args.quiet)
+    print(json.dumps(result) if args.json else f"lab {result['prefix']} is up ({result['seconds']:.1f}s)")
+    return 0
+
+
+def cmd_lab_down(args: argparse.Namespace) -> int:
+    from .lab import lifecycle
+    result = lifecycle.down(_inventory(args), quiet=args.quiet)
+    print(json.dumps(result) if args.json else f"lab {result['prefix']} is down ({result['seconds']:.1f}s)")
+    return 0
+
+
+def cmd_lab_status(args: argparse.Namespace) -> int:
+    from .lab import lifecycle
+    st = lifecycle.status(_inventory(args))
+    if args.json:
+        print(json.dumps(st, indent=2))
+    else:
+        print(f"lab {st['prefix']}: {'up' if st['up'] else 'NOT fully up'}  (state {st['state_dir']})")
+        for name, h in st["hosts"].items():
+            flags = "  ".join(f"{k}={'up' if v else 'DOWN'}" for k, v in h.items() if isinstance(v, bool))
+            print(f"  {name:<8} {h['namespace']:<14} {h['management_address'] or '-':<14} {flags}")
+    return 0 if st["up"] else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .report import run as report_run
+    return report_run.run_suite(inventory=args.inventory, prefix=args.prefix, select=args.k,
+                                reports_dir=Path(args.reports), extra=args.pytest_args)
+
+
+def cmd_probe_ikev2(args: argparse.Namespace) -> int:
+    from .ike import probe
+    result = probe.probe_from_cli(args)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(result.summary())
+    return 0 if result.connected else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="aovpn-lab",
+        description="Lab automation and conformance tests for Always On VPN style IKEv2 and SSTP remote access.",
+        epilog="Start with `make conformance` (lab up, suite, report, lab down). Reports land in reports/latest/.")
+    p.add_argument("--version", action="version", version=f"aovpn-lab {__version__}")
+    p.add_argument("--inventory", "-i", default=str(DEFAULT_INVENTORY),
+                   help="Ansible inventory folder or YAML file (default: %(default)s)")
+    p.add_argument("--prefix", help="lab prefix for namespace/link names (default: lab_prefix of the inventory)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    lab = sub.add_parser("lab", help="bring the embedded lab up or down, or show its status",
+                         description="The embedded lab: network namespaces with sshd, strongSwan gateways and "
+                                     "clients, an nftables edge; provisioned by Ansible over SSH.")
+    labsub = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
+    for name, func, text in (
+        ("up", cmd_lab_up, "create namespaces, links, sshd, certificates, charons and the edge ruleset"),
+        ("down", cmd_lab_down, "remove every namespace, link, bridge, process and state file of the lab "
+                               "(safe to run twice, and after a crash)"),
+        ("status", cmd_lab_status, "which lab hosts and services are up (exit 1 when any is down)"),
+    ):
+        sp = labsub.add_parser(name, help=text, description=text)
+        sp.add_argument("--json", action="store_true", help="print JSON")
+        sp.add_argument("--quiet", "-q", action="store_true", help="print only failures of Ansible tasks")
+        sp.set_defaults(func=func)
+
+    run = sub.add_parser("run", help="run the conformance suite and write an HTML report",
+                         description="Run tests/conformance against the target the inventory describes and "
+                                     "write reports/<run-id>/{report.html,junit.xml,results.json}; "
+                                     "reports/latest points at the newest run. Exit 0 when every expectation "
+                                     "holds.")
+    run.add_argument("-k", help="only cells whose test id matches this pytest -k expression")
+    run.add_argument("--reports", default=str(paths.REPORTS), help="reports folder (default: %(default)s)")
+    run.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
+    run.set_defaults(func=cmd_run)
+
+    probe = sub.add_parser("probe", help="one-shot connection attempts from this host or namespace")
+    probesub = probe.add_subparsers(dest="probe_command", metavar="PROTOCOL", required=True)
+    ik = probesub.add_parser(
+        "ikev2", help="one IKEv2 connection attempt with a private charon",
+        description="Start a private charon in this network namespace, connect once to the gateway, and say "
+                    "whether the IKE SA and child SA came up and, if not, why (a differential test tells a "
+                    "blocked port from dropped IP fragments).")
+    ik.add_argument("--gateway", required=True, help="gateway address (IPv4)")
+    ik.add_argument("--remote-id", required=True, help="identity the gateway must prove (its certificate name)")
+    ik.add_argument("--ca", required=True, help="CA certificate (PEM) that issued the gateway's certificate")
+    ik.add_argument("--cert", required=True, help="this client's certificate (PEM)")
+    ik.add_argument("--key", required=True, help="this client's private key (PEM; never printed)")
+    ik.add_argument("--local-id", help="this client's identity (default: the certificate's subject)")
+    ik.add_argument("--profile", help="client profile from profiles/clients.yml (default: the file's default)")
+    ik.add_argument("--remote-ts", default="0.0.0.0/0", help="traffic selector to request (default: %(default)s)")
+    ik.add_argument("--ping", metavar="ADDR", help="after connecting, ping ADDR through the tunnel")
+    ik.add_argument("--timeout", type=float, default=10.0, help="seconds for the whole attempt (default: %(default)s)")
+    ik.add_argument("--json", action="store_true", help="print JSON")
+    ik.set_defaults(func=cmd_probe_ikev2)
+
+    try:
+        from .certs import command as certs_command
+        certs_command.register(sub)
+    except ImportError:  # certificate tooling not installed in this build
+        pass
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if "--" in argv:  # everything after -- goes to pytest untouched
+        i = argv.index("--")
+        argv, passthrough = argv[:i], argv[i + 1:]
+    else:
+        passthrough = []
+    args = parser.parse_args(argv)
+    if passthrough:
+        args.pytest_args = list(getattr(args, "pytest_args", []) or []) + passthrough
+    try:
+        return args.func(args)
+    except AovpnError as exc:
+        print(f"aovpn-lab: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("aovpn-lab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

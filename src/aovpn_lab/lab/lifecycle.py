@@ -1,0 +1,155 @@
+"""The embedded lab's life: preflight, up, down, status.
+
+    >>> inv = inventory.load("inventories/lab")          # doctest: +SKIP
+    >>> up(inv); status(inv)["hosts"]["gw1"]["charon"]   # doctest: +SKIP
+    True
+
+`up` that fails half-way (or is interrupted) takes down what it created before it
+re-raises, so a bad run never leaves namespaces behind.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import LabError, PreflightError
+from ..inventory import Inventory, LabSpec
+from . import playbook
+
+# What the lab runs, and the Debian package that brings it (for the error message).
+REQUIRED_BINARIES = {
+    "ip": "iproute2",
+    "nft": "nftables",
+    "conntrack": "conntrack",
+    "/usr/sbin/sshd": "openssh-server",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+    "/usr/lib/ipsec/charon": "strongswan-charon",
+    "swanctl": "strongswan-swanctl",
+    "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so": "libcharon-extra-plugins",
+    "/usr/lib/ipsec/plugins/libstrongswan-openssl.so": "libstrongswan-standard-plugins",
+    "start-stop-daemon": "dpkg",
+    "unshare": "util-linux",
+    "tcpdump": "tcpdump",
+    "ping": "iputils-ping",
+}
+
+
+def spec_of(inv: Inventory) -> LabSpec:
+    if inv.lab is None:
+        raise LabError(f"{inv.path} describes no embedded lab (no group 'lab' with lab_prefix)",
+                       hint="use --inventory inventories/lab, or `run --inventory` for an external target")
+    return inv.lab
+
+
+def preflight(spec: LabSpec) -> None:
+    """Fail early, with the package or setting to fix, when this machine cannot run the lab."""
+    if os.geteuid() != 0:
+        raise PreflightError("the embedded lab needs root (network namespaces, veth, nftables)",
+                             hint="run as root, e.g. `sudo make conformance`")
+    missing = sorted({pkg for binary, pkg in REQUIRED_BINARIES.items()
+                      if not (os.path.exists(binary) if binary.startswith("/") else shutil.which(binary))})
+    if missing:
+        raise PreflightError(f"missing Debian package(s): {', '.join(missing)}",
+                             hint=f"apt-get install {' '.join(missing)} (or `make setup`)")
+    if not os.path.exists("/dev/net/tun"):
+        raise PreflightError("/dev/net/tun is missing: strongSwan's userspace IPsec needs the TUN driver",
+                             hint="load the tun module (`modprobe tun`)")
+    probe = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        raise PreflightError(f"nftables is not usable here: {probe.stderr.strip()}",
+                             hint="the kernel needs nf_tables")
+    _check_management_network(spec)
+
+
+def _check_management_network(spec: LabSpec) -> None:
+    out = subprocess.run(["ip", "-j", "-4", "route", "show"], capture_output=True, text=True).stdout or "[]"
+    for route in json.loads(out):
+        dst = route.get("dst", "")
+        if dst in ("default", "") or route.get("dev") == spec.bridge:
+            continue
+        try:
+            net = ipaddress.ip_network(dst, strict=False)
+        except ValueError:
+            continue
+        if net.overlaps(spec.management_network):
+            raise PreflightError(f"management network {spec.management_network} overlaps route {dst} on "
+                                 f"{route.get('dev')} (another lab, or a real network)",
+                                 hint="set lab_management.network in the inventory's group_vars/all.yml")
+
+
+def up(inv: Inventory, *, quiet: bool = False) -> dict[str, Any]:
+    spec = spec_of(inv)
+    preflight(spec)
+    began = time.monotonic()
+    try:
+        result = playbook.run("lab-up.yml", inv.path, {"lab_prefix": spec.prefix}, quiet=quiet)
+    except BaseException:
+        # LabError, Ctrl-C, anything: leave nothing half-created behind.
+        try:
+            down(inv, quiet=True)
+        except Exception:
+            pass
+        raise
+    return {"prefix": spec.prefix, "seconds": round(time.monotonic() - began, 2),
+            "changed": sum(1 for t in result.tasks if t.status == "changed")}
+
+
+def down(inv: Inventory, *, quiet: bool = False) -> dict[str, Any]:
+    spec = spec_of(inv)
+    if os.geteuid() != 0:
+        raise PreflightError("taking the lab down needs root", hint="run as root")
+    began = time.monotonic()
+    playbook.run("lab-down.yml", inv.path, {"lab_prefix": spec.prefix}, quiet=quiet)
+    return {"prefix": spec.prefix, "seconds": round(time.monotonic() - began, 2)}
+
+
+def status(inv: Inventory) -> dict[str, Any]:
+    """Which lab hosts and services are up, read from the machine (not from memory)."""
+    spec = spec_of(inv)
+    present = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split())
+    hosts: dict[str, Any] = {}
+    for name in spec.hosts:
+        host = inv.host(name)
+        ns = spec.namespace(name)
+        hdir = spec.host_dir(name)
+        entry: dict[str, Any] = {"namespace": ns, "namespace_up": ns in present,
+                                 "management_address": host.address}
+        entry["sshd"] = _pid_alive(hdir / "sshd.pid") and _listening(host.address, spec.ssh_port)
+        if "ikev2_gateways" in host.groups or "ikev2_clients" in host.groups:
+            sdir = hdir / "strongswan"
+            entry["charon"] = _pid_alive(sdir / "charon.pid")
+            entry["vici_socket"] = (sdir / "charon.vici").is_socket()
+        if "edges" in host.groups and ns in present:
+            listed = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "table", "inet", "aovpn_edge"],
+                                    capture_output=True, text=True)
+            entry["ruleset"] = listed.returncode == 0
+        hosts[name] = entry
+    services_up = all(v for h in hosts.values() for k, v in h.items() if isinstance(v, bool))
+    return {"prefix": spec.prefix, "state_dir": str(spec.state_dir), "up": services_up, "hosts": hosts}
+
+
+def _pid_alive(pidfile: Path) -> bool:
+    try:
+        pid = int(pidfile.read_text().strip())
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _listening(addr: str | None, port: int) -> bool:
+    if not addr:
+        return False
+    try:
+        with socket.create_connection((addr, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
