@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from typing import Any
 
 from aovpn_lab.certs.errors import CertificateInputError
@@ -64,12 +65,13 @@ def register(subparsers: Any) -> None:
     inspect = sub.add_parser(
         "inspect",
         help="check a certificate chain (EKUs, names, validity, linkage, IKE_AUTH size)",
-        description=(
+        description=textwrap.fill(
             "Load one or more certificate files (PEM with one or several certificates, DER, "
             "or PKCS#7), sort the certificates leaf first, show each one (subject, issuer, key, "
             "DER size, validity, EKUs, SANs, CDP/AIA/policies) and check them against the "
             "requirements for ROLE. For IKEv2 roles, predicts the IKE_AUTH size with this "
-            "chain and how many IP fragments it needs at the given MTU."
+            "chain and how many IP fragments it needs at the given MTU.",
+            width=78,
         ),
         epilog=_INSPECT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

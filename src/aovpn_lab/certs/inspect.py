@@ -1,11 +1,12 @@
 """Inspect a certificate chain against the Always On VPN certificate requirements.
 
->>> from aovpn_lab.certs.inspect import load_certificates, inspect_chain, render_text
->>> certs = load_certificates("vpn.example.net.fullchain.pem")
->>> report = inspect_chain(certs, dial_name="vpn.example.net", role="ikev2-server")
->>> report.failed, report.ike_auth.size, report.ip_fragments
-(False, 6080, 5)
->>> print(render_text(report))
+Example (the "large" lab profile's gateway)::
+
+    from aovpn_lab.certs.inspect import load_certificates, inspect_chain, render_text
+    certs = load_certificates("vpn.example.net.fullchain.pem")
+    report = inspect_chain(certs, dial_name="vpn.example.net", role="ikev2-server")
+    report.failed, report.ike_auth.size, report.ip_fragments   # (False, 6080, 5)
+    print(render_text(report))
 
 Requirements checked (DOMAIN.md, "Certificates" and "Why deployments break"); every
 finding has a stable ``code``, a severity (``fail`` = requirement not met, ``warn`` =

@@ -1,9 +1,12 @@
 """Issue a lab PKI from a profile in ``profiles/certificates.yml``.
 
->>> from aovpn_lab.certs.pki import issue_pki
->>> files = issue_pki("small", Path("/tmp/pki"), gateways=["vpn.example.net"],
-...                   machines=["client.example.net"], users=["alice"])
->>> files.entity("vpn.example.net").cert      # /tmp/pki/vpn.example.net.cert.pem
+Example::
+
+    from aovpn_lab.certs.pki import issue_pki
+    files = issue_pki("small", Path("/tmp/pki"), gateways=["vpn.example.net"],
+                      machines=["client.example.net"], users=["alice"])
+    files.entity("vpn.example.net").cert      # /tmp/pki/vpn.example.net.cert.pem
+    files.generated                           # False when the cached set was reused
 
 From Ansible (``changed_when`` can use the JSON ``generated`` flag)::
 
@@ -24,6 +27,7 @@ Files written to ``out_dir`` (stable names, PEM):
 ``<name>.key.pem``         its private key, unencrypted PKCS#8, mode 0600
 ``<name>.fullchain.pem``   leaf followed by chain.pem (for TLS servers: SSTP, HAProxy)
 ``pki-manifest.json``      what was generated from what; written last
+``.pki.lock``              flock(2) file serialising concurrent runs on one directory
 =========================  ===============================================================
 
 Idempotence: when ``pki-manifest.json`` records the same profile data (a hash of the
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import fcntl
 import hashlib
 import ipaddress
 import json
@@ -53,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
@@ -62,6 +67,7 @@ from aovpn_lab.certs.oids import UPN_OID, eku_oid
 from aovpn_lab.certs.profiles import CaSpec, CertProfile, ExtensionSpec, KeySpec, load_profile
 
 MANIFEST_NAME = "pki-manifest.json"
+LOCK_NAME = ".pki.lock"
 MANIFEST_FORMAT = 1
 #: A cached set whose earliest leaf expires sooner than this is regenerated.
 RENEW_BEFORE = dt.timedelta(days=1)
@@ -205,13 +211,17 @@ def issue_pki(
     entities = _entities(gateways, machines, users)
     request = _Request(prof, days, entities)
     out_dir = Path(out_dir)
-    if not force:
-        cached = _cached(out_dir, request)
-        if cached is not None:
-            return _files(out_dir, request, generated=False, seconds=time.monotonic() - started)
+    if not force and _cached(out_dir, request) is not None:  # fast path, no lock needed
+        return _files(out_dir, request, generated=False, seconds=time.monotonic() - started)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _generate(out_dir, request)
-    return _files(out_dir, request, generated=True, seconds=time.monotonic() - started)
+    # Several Ansible hosts may run this at once for the same directory: one generates,
+    # the others wait and then find the finished set.
+    with open(out_dir / LOCK_NAME, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if force or _cached(out_dir, request) is None:
+            _generate(out_dir, request)
+            return _files(out_dir, request, generated=True, seconds=time.monotonic() - started)
+    return _files(out_dir, request, generated=False, seconds=time.monotonic() - started)
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -87,6 +87,9 @@ def choose_hash_protocol(bitmask: int, *, allow_sha1: bool = True) -> HashProtoc
 def hlak_from_mppe_keys(keys: MppeKeys) -> bytes:
     """MS-CHAPv2: MasterSendKey | MasterReceiveKey as the *client* sees them.
 
+    That is the Magic2 key then the Magic3 key; network-manager-sstp's pppd plugin
+    hands pppd's client-side mppe_send_key | mppe_recv_key to sstp-client the same way.
+
     A server holds the same two keys the other way round (its receive key is the
     client's send key), so it builds the same HLAK by swapping them back.
     """

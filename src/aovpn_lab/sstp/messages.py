@@ -147,7 +147,9 @@ class EncapsulatedProtocolId(SstpAttribute):
         ByteEnumField("attribute_id", AttributeId.ENCAPSULATED_PROTOCOL_ID, _names(AttributeId)),
         BitField("r", 0, 4),
         BitField("length", None, 12),
-        ShortEnumField("protocol_id", ENCAPSULATED_PROTOCOL_PPP, {ENCAPSULATED_PROTOCOL_PPP: "PPP"}),
+        ShortEnumField(
+            "protocol_id", ENCAPSULATED_PROTOCOL_PPP, {ENCAPSULATED_PROTOCOL_PPP: "PPP"}
+        ),
     ]
 
 
@@ -349,6 +351,10 @@ def data_packet(ppp_frame: bytes) -> SSTP:
     if not ppp_frame:
         raise SstpProtocolError("SSTP data packet: empty PPP frame")
     frame = bytes(ppp_frame)
+    if HEADER_LENGTH + len(frame) > MAX_PACKET_LENGTH:
+        raise SstpProtocolError(
+            f"SSTP data packet: {HEADER_LENGTH + len(frame)} bytes do not fit the 12-bit length"
+        )
     # The length is taken from the bytes, not from the dissection, so that a frame with
     # trailing octets scapy calls padding still travels unchanged.
     return SSTP(c=0, length=HEADER_LENGTH + len(frame)) / PPP(frame)

@@ -70,7 +70,9 @@ def derive_keys(
     master_key = get_master_key(password_hash_hash, nt_response)
     return MppeKeys(
         master_key=master_key,
-        send_key=get_asymmetric_start_key(master_key, key_length, is_send=True, is_server=is_server),
+        send_key=get_asymmetric_start_key(
+            master_key, key_length, is_send=True, is_server=is_server
+        ),
         receive_key=get_asymmetric_start_key(
             master_key, key_length, is_send=False, is_server=is_server
         ),

@@ -88,10 +88,12 @@ class LcpNegotiator(OptionNegotiator):
         self.peer_mru: int | None = None
         self.auth_protocol: str | None = None  # what the peer will authenticate us with
 
-    def _new_magic(self) -> int:
-        magic = 0
-        while magic == 0:  # zero means "no magic number" (RFC 1661 6.4)
-            magic = int.from_bytes(self._random_bytes(4), "big")
+    def _new_magic(self, *avoid: int) -> int:
+        magic = int.from_bytes(self._random_bytes(4), "big")
+        # Zero means "no magic number" (RFC 1661 6.4), and a replacement must differ
+        # from the value it replaces even when the random source repeats itself.
+        while magic == 0 or magic in avoid:
+            magic = (magic + 1) & 0xFFFFFFFF
         return magic
 
     # -- our request -----------------------------------------------------------------
@@ -109,7 +111,7 @@ class LcpNegotiator(OptionNegotiator):
         if option[0] == OPT_MRU and len(option) == 4:
             self.mru = parsed.max_recv_unit if parsed.max_recv_unit >= MIN_MRU else None
         elif option[0] == OPT_MAGIC and self.magic is not None:
-            self.magic = self._new_magic()  # a Nak of Magic-Number hints at a looped link
+            self.magic = self._new_magic(self.magic)  # a Nak hints at a looped-back link
 
     def _apply_reject(self, option: bytes) -> str | None:
         if option[0] == OPT_MRU:
@@ -133,7 +135,8 @@ class LcpNegotiator(OptionNegotiator):
         if kind == OPT_MAGIC:
             value = PPP_LCP_Option(option).magic_number
             if value == self.magic or value == 0:
-                suggestion = PPP_LCP_Magic_Number_Option(magic_number=self._new_magic())
+                suggestion = PPP_LCP_Magic_Number_Option(
+                    magic_number=self._new_magic(value, self.magic or 0))
                 return Verdict.NAK, bytes(suggestion)
         return Verdict.ACK, None
 

@@ -16,7 +16,15 @@ from __future__ import annotations
 from enum import Enum, IntEnum
 
 from ..errors import SstpProtocolError
-from .events import Event, FrameDiscarded, LinkTerminated, NegotiationFailed, Output, StartTimer, StopTimer
+from .events import (
+    Event,
+    FrameDiscarded,
+    LinkTerminated,
+    NegotiationFailed,
+    Output,
+    StartTimer,
+    StopTimer,
+)
 from .framing import ControlPacket, frame, split_control_packet, split_options
 
 MAX_REJECTED_PACKET = 1496  # Code-Reject carries the packet "truncated to fit" (MRU 1500)
@@ -245,7 +253,9 @@ class OptionNegotiator:
                 rejects = [original for original, _ in naks]
         if rejects:
             self._acked_peer = False
-            out.frames.append(self._send(Code.CONFIGURE_REJECT, packet.identifier, b"".join(rejects)))
+            out.frames.append(
+                self._send(Code.CONFIGURE_REJECT, packet.identifier, b"".join(rejects))
+            )
         elif naks:
             self._acked_peer = False
             out.frames.append(
@@ -275,7 +285,9 @@ class OptionNegotiator:
         if not self._negotiating:
             return self._discard(f"{kind} in state {self._state.value}")
         if packet.identifier != self._request_id:
-            return self._discard(f"{kind} id {packet.identifier}, our request is {self._request_id}")
+            return self._discard(
+                f"{kind} id {packet.identifier}, our request is {self._request_id}"
+            )
         try:
             options = split_options(packet.data)
         except SstpProtocolError as exc:

@@ -35,11 +35,9 @@ from .events import (
     StopTimer,
 )
 from .framing import (
-    PROTO_CHAP,
     PROTO_IPCP,
     PROTO_IPV4,
     PROTO_LCP,
-    PROTO_PAP,
     frame,
     protocol_name,
     unframe,
@@ -130,8 +128,7 @@ class PppSession:
             # RFC 1661 3.4: nothing but LCP before the link is established.
             return Output(events=[FrameDiscarded(
                 protocol_name(protocol), f"received in phase {self.phase.value}")])
-        if protocol in (PROTO_CHAP, PROTO_PAP) and self.authenticator and \
-                protocol == self.authenticator.protocol:
+        if self.authenticator and protocol == self.authenticator.protocol:
             if self.phase is not Phase.AUTHENTICATE:
                 return Output(events=[FrameDiscarded(
                     protocol_name(protocol), f"received in phase {self.phase.value}")])
@@ -166,7 +163,7 @@ class PppSession:
                 if event.protocol == "LCP":
                     self.phase = Phase.DEAD
                     out.extend(self._stop_upper_timers())
-                elif event.protocol in ("IPCP", self.authenticator and self.authenticator.method):
+                elif event.protocol == "IPCP":
                     out.extend(self.close(f"{event.protocol} failed: {event.reason}"))
             elif isinstance(event, LinkTerminated) and event.protocol == "LCP":
                 self.phase = Phase.DEAD

@@ -1,0 +1,83 @@
+"""The edge device that puts a network condition on the client's path.
+
+One class per platform behind one noun, chosen by the inventory's `condition_driver`:
+
+    >>> with edge_device(inventory, "edge") as edge:      # doctest: +SKIP
+    ...     edge.apply(Condition.parse("drop-ip-fragments"))
+    ...     edge.counters()["fragments_dropped"]
+
+A driver keeps one management session open, so switching conditions between test
+cells costs a few commands, not a login.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+from ..errors import AovpnError, InventoryError
+from ..inventory import Host, Inventory
+from .model import Condition
+
+
+class ConditionDriver(abc.ABC):
+    """Base class: open a session, apply conditions, read drop counters, close."""
+
+    #: The conditions this platform can apply.
+    supports: ClassVar[frozenset[str]] = frozenset()
+    #: False for platforms that cannot run on this machine; their tests only check the commands.
+    exercised_in_lab: ClassVar[bool] = True
+
+    def __init__(self, inventory: Inventory, host: Host):
+        self.inventory, self.host = inventory, host
+        self.current: Condition | None = None
+
+    def __enter__(self) -> "ConditionDriver":
+        self.open()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @abc.abstractmethod
+    def open(self) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def commands(self, condition: Condition) -> list[str]:
+        """The device commands that put `condition` in place (replacing any other)."""
+
+    @abc.abstractmethod
+    def send(self, commands: list[str]) -> None:
+        """Run commands on the device; raise AovpnError naming the first that failed."""
+
+    def counters(self) -> dict[str, int]:
+        """Packets dropped per reason since the condition was applied (empty if unknown)."""
+        return {}
+
+    def apply(self, condition: Condition) -> None:
+        if condition.kind not in self.supports:
+            raise AovpnError(f"{self.host.name} ({type(self).__name__}) cannot apply condition '{condition}'",
+                             hint=f"it supports {', '.join(sorted(self.supports))}")
+        self.send(self.commands(condition))
+        self.current = condition
+
+
+def driver_class(name: str) -> type[ConditionDriver]:
+    from .cisco_asa import CiscoAsaDriver
+    from .linux_nft import LinuxNftDriver
+    drivers: dict[str, type[ConditionDriver]] = {"linux_nft": LinuxNftDriver, "cisco_asa": CiscoAsaDriver}
+    if name not in drivers:
+        raise InventoryError(f"unknown condition_driver '{name}'", hint=f"use one of {', '.join(drivers)}")
+    return drivers[name]
+
+
+def edge_device(inventory: Inventory, host_name: str | None = None) -> ConditionDriver:
+    host = inventory.host(host_name) if host_name else inventory.one("edges")
+    name = host.var("condition_driver")
+    if not name:
+        raise InventoryError(f"{host.where('condition_driver') if 'condition_driver' in host.origin else inventory.path}: "
+                             f"host '{host.name}': missing condition_driver",
+                             hint="set condition_driver: linux_nft (or cisco_asa) in its host_vars")
+    return driver_class(name)(inventory, host)

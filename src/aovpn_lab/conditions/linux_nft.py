@@ -1,0 +1,120 @@
+"""A Linux router/firewall (the lab's edge, or any Linux box) driven with netmiko.
+
+Conditions are nftables rules in the table the edge role loaded (inet aovpn_edge):
+fragments are dropped in a prerouting chain at priority -450, before conntrack
+reassembles them at -400 (a forward-chain rule would never see a fragment); port and
+protocol blocks sit in the forward chain with named counters. The path MTU is a locked
+route MTU on the edge's routes: the forwarding path honours it (fragmenting, or sending
+ICMP frag-needed for DF packets) while both veth ends keep MTU 1500, since a veth drops
+frames larger than the receiving end's MTU without a trace.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+from ..errors import AovpnError, TargetError
+from ..ssh import target_of
+from .base import ConditionDriver
+from .model import Condition
+
+TABLE = "inet aovpn_edge"
+RC_MARK = "AOVPN_RC="
+
+RULES = {
+    "drop-ip-fragments": ("raw_prerouting", "ip frag-off & 0x3fff != 0 counter name fragments_dropped drop"),
+    "block-udp-500": ("forward_filter", "udp dport 500 counter name udp_500_dropped drop"),
+    "block-udp-4500": ("forward_filter", "udp dport 4500 counter name udp_4500_dropped drop"),
+    "block-esp": ("forward_filter", "meta l4proto esp counter name esp_dropped drop"),
+    "block-tcp-443": ("forward_filter", "tcp dport 443 counter name tcp_443_dropped drop"),
+}
+
+
+class LinuxNftDriver(ConditionDriver):
+    supports = frozenset(RULES) | {"open", "mtu"}
+
+    def __init__(self, inventory, host):
+        super().__init__(inventory, host)
+        self.conn: Any = None
+
+    # -- session ---------------------------------------------------------------
+    def open(self) -> None:
+        from netmiko import ConnectHandler
+        from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
+
+        t = target_of(self.inventory, self.host)
+        params: dict[str, Any] = dict(device_type="linux", host=t.host, port=t.port, username=t.username,
+                                      conn_timeout=5, auth_timeout=5, banner_timeout=5, fast_cli=True)
+        if t.key_file:
+            params.update(use_keys=True, key_file=t.key_file, allow_agent=False)
+        if t.password:
+            params["password"] = t.password
+        if t.known_hosts:
+            # Check the host key against the lab's known_hosts instead of trusting whatever answers.
+            params.update(ssh_strict=True, system_host_keys=False, alt_host_keys=True, alt_key_file=t.known_hosts)
+        try:
+            self.conn = ConnectHandler(**params)
+        except (NetmikoTimeoutException, NetmikoAuthenticationException, OSError) as exc:
+            raise TargetError(f"edge {self.host.name} ({t.host}:{t.port}) is unreachable over SSH: "
+                              f"{str(exc).splitlines()[0]}",
+                              hint="is the lab up? `aovpn-lab lab status`") from None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.disconnect()
+            finally:
+                self.conn = None
+
+    def send(self, commands: list[str]) -> None:
+        if self.conn is None:
+            raise AovpnError(f"edge {self.host.name}: no session", hint="use the driver as a context manager")
+        # One round trip for the whole change: each prompt exchange costs ~0.1 s.
+        line = " && ".join(f"{{ {c}; }}" for c in commands)
+        out = self.conn.send_command(f"{line}; echo {RC_MARK}$?", read_timeout=15)
+        rc = out.rsplit(RC_MARK, 1)[-1].strip() if RC_MARK in out else "?"
+        if rc != "0":
+            detail = out.rsplit(RC_MARK, 1)[0].strip().splitlines()
+            raise TargetError(f"edge {self.host.name}: applying `{line}` failed (rc {rc}): "
+                              f"{detail[-1] if detail else 'no output'}")
+
+    # -- conditions ------------------------------------------------------------
+    def commands(self, condition: Condition) -> list[str]:
+        nft = [f"flush chain {TABLE} raw_prerouting", f"flush chain {TABLE} forward_filter"]
+        if condition.kind in RULES:
+            chain, rule = RULES[condition.kind]
+            nft.append(f"add rule {TABLE} {chain} {rule}")
+        nft.append(f"reset counters table {TABLE}")
+        cmds = ["nft '" + "; ".join(nft) + "' >/dev/null"]
+        cmds += self._route_commands(condition.mtu if condition.kind == "mtu" else None)
+        # Existing flows would bypass the new rules (and stale NAT mappings confuse the next cell).
+        cmds.append("conntrack -F 2>/dev/null || true")
+        return cmds
+
+    def _route_commands(self, mtu: int | None) -> list[str]:
+        ifaces = self.host.var("condition_interfaces") or {}
+        lab = self.inventory.lab
+        cmds = []
+        for link in (lab.links if lab else ()):
+            for end in link.ends:
+                if end.host != self.host.name or end.interface not in ifaces.values():
+                    continue
+                net = ipaddress.ip_interface(str(end.address)).network
+                lock = f" mtu lock {mtu}" if mtu else ""
+                cmds.append(f"ip route replace {net} dev {end.interface} proto kernel scope link "
+                            f"src {end.address.ip}{lock}")
+        return cmds
+
+    def counters(self) -> dict[str, int]:
+        out = self.conn.send_command(f"nft -j list counters table {TABLE}", read_timeout=10)
+        try:
+            data = json.loads(out[out.index("{"):])
+        except ValueError:
+            return {}
+        result = {}
+        for item in data.get("nftables", []):
+            c = item.get("counter")
+            if c:
+                result[c["name"]] = int(c.get("packets", 0))
+        return result

@@ -1,0 +1,261 @@
+"""One IKEv2 connection attempt, and why it failed when it did.
+
+The conformance suite and `aovpn-lab probe ikev2` share this code path: a charon (the
+lab client's, or a private one) loads a connection for the client profile, initiates
+it, and the result carries the evidence: message sizes, packets, IKE fragments,
+retransmits, the negotiated proposal, elapsed time.
+
+A client sees only silence when a message is lost, so silence is explained by a
+differential test from the same network namespace (ike.craft.reachability): small
+IKE_SA_INIT to UDP 500 and 4500 and an IP-fragmented one, each answered or not by the
+gateway itself.
+
+    >>> result = run_probe(vici_path, target, profiles.get())   # doctest: +SKIP
+    >>> result.connected, result.cause, result.elapsed_ms
+    (True, 'none', 31)
+"""
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import AovpnError
+from . import messages as ikemsg
+from . import profiles
+from .profiles import ClientProfile
+from .session import ViciSession
+
+CAUSES = ("none", "udp-500-blocked", "udp-4500-blocked", "ip-fragments-dropped", "ike-fragments-dropped",
+          "no-proposal-chosen", "auth-failed", "no-response")
+
+AUTH_FAILURE_MARKERS = (
+    "AUTHENTICATION_FAILED", "constraint check failed", "no trusted", "no private key found",
+    "no issuer certificate found", "certificate was revoked", "with pre-shared key failed",
+)
+AUTH_FAILED = ("authentication of", "failed")
+
+
+@dataclass(repr=False)
+class IkeTarget:
+    """What to connect to and with which credentials. The key never appears in repr or JSON."""
+    gateway: str
+    remote_id: str
+    ca_pem: bytes
+    cert_pem: bytes
+    key_pem: bytes
+    local_id: str | None = None
+    remote_ts: str = "0.0.0.0/0"
+
+    def __repr__(self) -> str:
+        return f"IkeTarget(gateway={self.gateway!r}, remote_id={self.remote_id!r}, local_id={self.local_id!r})"
+
+
+@dataclass
+class ProbeResult:
+    connected: bool
+    cause: str
+    elapsed_ms: int
+    gateway: str
+    profile: str
+    ike_sa: bool = False
+    child_sa: bool = False
+    proposal: str = ""
+    child_proposal: str = ""
+    virtual_ip: str = ""
+    ping: str | None = None
+    ping_ok: bool | None = None
+    detail: str = ""
+    messages: list[ikemsg.IkeMessage] = field(default_factory=list)
+    reachability: dict[str, Any] | None = None
+    log: list[str] = field(default_factory=list)
+
+    def size(self, exchange: str, kind: str) -> int | None:
+        m = ikemsg.find(self.messages, exchange, kind)
+        return m.size if m else None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["messages"] = [m.to_json() for m in self.messages]
+        d["sizes"] = {f"{e}_{k}": self.size(e, k) for e in ("IKE_SA_INIT", "IKE_AUTH")
+                      for k in ("request", "response")}
+        return d
+
+    def summary(self) -> str:
+        head = (f"IKEv2 to {self.gateway} ({self.profile}): "
+                + ("CONNECTED" if self.connected else f"FAILED, cause {self.cause}")
+                + f" in {self.elapsed_ms} ms")
+        lines = [head]
+        if self.proposal:
+            lines.append(f"  IKE proposal   {self.proposal}")
+        if self.child_proposal:
+            lines.append(f"  ESP proposal   {self.child_proposal}")
+        if self.virtual_ip:
+            lines.append(f"  virtual IP     {self.virtual_ip}")
+        for m in self.messages:
+            frag = f", {m.ike_fragments} IKE fragments" if m.ike_fragments else ""
+            rt = f", {m.retransmits} retransmits" if m.retransmits else ""
+            lines.append(f"  {m.direction:<8} {m.exchange} {m.kind} #{m.message_id}: {m.size} B in "
+                         f"{m.packets} packet(s){frag}{rt}")
+        if self.ping:
+            lines.append(f"  ping {self.ping} through the tunnel: {'ok' if self.ping_ok else 'FAILED'}")
+        if self.detail:
+            lines.append(f"  {self.detail}")
+        return "\n".join(lines)
+
+
+def connection_config(target: IkeTarget, profile: ClientProfile) -> dict[str, Any]:
+    local: dict[str, Any] = {"auth": "pubkey", "certs": [target.cert_pem]}
+    if target.local_id:
+        local["id"] = target.local_id
+    return {
+        "version": "2",
+        "remote_addrs": [target.gateway],
+        "proposals": list(profile.ike),
+        "fragmentation": "yes" if profile.fragmentation else "no",
+        "vips": ["0.0.0.0"],
+        "send_cert": "always",
+        "keyingtries": "1",
+        "local": local,
+        "remote": {"auth": "pubkey", "id": target.remote_id, "cacerts": [target.ca_pem]},
+        "children": {"tunnel": {"remote_ts": [target.remote_ts], "esp_proposals": list(profile.esp),
+                                "start_action": "none"}},
+    }
+
+
+def run_probe(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *, netns: str | None = None,
+              ping: str | None = None, timeout: float = 10.0, explain: bool = True,
+              name: str = "aovpn-probe") -> ProbeResult:
+    """Connect once; leave charon as it was found (connection unloaded, SA terminated)."""
+    with ViciSession(vici_path, timeout=timeout + 5) as s:
+        s.terminate(name)  # a leftover from an interrupted run would confuse the result
+        s.load_cert(target.ca_pem, flag="CA")
+        s.load_key(target.key_pem)
+        s.load_conn(name, connection_config(target, profile))
+        began = time.monotonic()
+        ok, logs, error = s.initiate(name, "tunnel", timeout)
+        elapsed_ms = int((time.monotonic() - began) * 1000)
+        lines = [e.get("msg", "") for e in logs]
+        result = ProbeResult(connected=False, cause="no-response", elapsed_ms=elapsed_ms, gateway=target.gateway,
+                             profile=profile.name, messages=ikemsg.parse(lines), log=lines)
+        try:
+            if ok:
+                _read_sa(s.list_sa(name), result)
+            if result.child_sa:
+                result.cause = "none"
+                result.connected = True
+                if ping:
+                    result.ping = ping
+                    result.ping_ok = ping_through(ping, netns)
+                    if not result.ping_ok:
+                        result.connected = False
+                        result.cause = "no-response"
+                        result.detail = f"tunnel up, but ping {ping} through it got no answer"
+            else:
+                result.cause, result.detail = classify_failure(lines, error, result.messages)
+                if explain and result.cause == "no-response":
+                    result.reachability = reachability(target.gateway, netns)
+                    result.cause, result.detail = explain_silence(result.messages, result.reachability)
+        finally:
+            s.terminate(name)
+            s.unload_conn(name)
+    return result
+
+
+def _read_sa(sa: dict[str, Any] | None, result: ProbeResult) -> None:
+    if not sa:
+        return
+    result.ike_sa = sa.get("state") == "ESTABLISHED"
+    parts = [sa.get("encr-alg", ""), sa.get("encr-keysize", ""), sa.get("integ-alg", ""), sa.get("prf-alg", ""),
+             sa.get("dh-group", "")]
+    result.proposal = "/".join(p for p in parts if p)
+    vips = sa.get("local-vips") or []
+    result.virtual_ip = ",".join(vips) if isinstance(vips, list) else str(vips)
+    for child in (sa.get("child-sas") or {}).values():
+        if child.get("state") == "INSTALLED":
+            result.child_sa = True
+            cparts = [child.get("encr-alg", ""), child.get("encr-keysize", ""), child.get("integ-alg", ""),
+                      child.get("dh-group", "")]
+            result.child_proposal = "/".join(p for p in cparts if p)
+
+
+def classify_failure(lines: list[str], error: str, msgs: list[ikemsg.IkeMessage]) -> tuple[str, str]:
+    """What charon's own log says about a failed attempt (silence is explained elsewhere)."""
+    text = "\n".join(lines)
+    if "NO_PROPOSAL_CHOSEN" in text:
+        return ("no-proposal-chosen", "the gateway accepted none of the client's proposals (NO_PROPOSAL_CHOSEN; "
+                "Windows error 13868)")
+    if any(m in text for m in AUTH_FAILURE_MARKERS) or any(
+            l.startswith(AUTH_FAILED[0]) and AUTH_FAILED[1] in l for l in lines):
+        first = next((l for l in lines if any(m in l for m in AUTH_FAILURE_MARKERS) or
+                      (l.startswith(AUTH_FAILED[0]) and AUTH_FAILED[1] in l)), "")
+        return "auth-failed", f"authentication failed: {first}"
+    outstanding = _outstanding_request(msgs)
+    if outstanding is not None:
+        return "no-response", f"no answer to {outstanding.exchange} after {outstanding.retransmits} retransmits"
+    return "no-response", error or "charon reported no reason"
+
+
+def _outstanding_request(msgs: list[ikemsg.IkeMessage]) -> ikemsg.IkeMessage | None:
+    answered = {(m.exchange, m.message_id) for m in msgs if m.direction == "received" and m.kind == "response"}
+    for m in msgs:
+        if m.direction == "sent" and m.kind == "request" and (m.exchange, m.message_id) not in answered:
+            return m
+    return None
+
+
+def explain_silence(msgs: list[ikemsg.IkeMessage], reach: dict[str, Any]) -> tuple[str, str]:
+    """Combine what was lost (from charon's log) with what the path lets through."""
+    lost = _outstanding_request(msgs)
+    verdict = reach.get("verdict", "no-response")
+    where = f"{lost.exchange} request ({lost.size} B, {lost.packets} packet(s))" if lost else "the exchange"
+    if lost is not None and lost.exchange == "IKE_SA_INIT":
+        if verdict in ("udp-500-blocked", "no-response"):
+            return verdict, f"{where} got no answer; {reach.get('explanation', '')}".strip()
+    if lost is not None and lost.exchange != "IKE_SA_INIT":
+        if verdict in ("udp-4500-blocked", "ip-fragments-dropped"):
+            return verdict, f"IKE_SA_INIT worked, {where} was lost; {reach.get('explanation', '')}".strip()
+        if lost.ike_fragments:
+            return ("ike-fragments-dropped", f"IKE_SA_INIT worked, {where} was sent as {lost.ike_fragments} "
+                    "RFC 7383 fragments and none got through, while small UDP 4500 packets do: the fragments "
+                    "are larger than the path MTU or filtered")
+    return verdict if verdict != "none" else "no-response", \
+        f"{where} got no answer; differential test: {verdict}"
+
+
+def reachability(gateway: str, netns: str | None) -> dict[str, Any]:
+    from . import craft  # scapy: imported only when silence needs explaining
+    if netns:
+        from .craft_netns import run_in_netns
+        return run_in_netns(netns, craft.reachability, gateway, timeout=1.0)
+    return craft.reachability(gateway, timeout=1.0)
+
+
+def ping_through(addr: str, netns: str | None, count: int = 1, wait: float = 1.0) -> bool:
+    argv = ["ping", "-n", "-q", "-c", str(count), "-W", str(wait), addr]
+    if netns:
+        argv = ["ip", "netns", "exec", netns] + argv
+    return subprocess.run(argv, capture_output=True, timeout=count * wait + 5).returncode == 0
+
+
+def read_pem(path: str, what: str) -> bytes:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise AovpnError(f"cannot read {what} {path}: {exc.strerror}", hint=f"pass the {what} file") from None
+    if b"-----BEGIN" not in data:
+        raise AovpnError(f"{path} is not PEM ({what} expected)", hint="convert with `openssl x509 -inform der`")
+    return data
+
+
+def probe_from_cli(args: Any) -> ProbeResult:
+    from .charon import PrivateCharon
+    target = IkeTarget(gateway=args.gateway, remote_id=args.remote_id, ca_pem=read_pem(args.ca, "CA certificate"),
+                       cert_pem=read_pem(args.cert, "client certificate"),
+                       key_pem=read_pem(args.key, "private key"), local_id=args.local_id,
+                       remote_ts=args.remote_ts)
+    profile = profiles.get(args.profile)
+    with PrivateCharon() as charon:
+        return run_probe(charon.vici, target, profile, ping=args.ping, timeout=args.timeout)

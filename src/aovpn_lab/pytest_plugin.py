@@ -1,0 +1,194 @@
+"""The conformance suite's pytest plugin (loaded by the repository's conftest.py).
+
+Options: --inventory PATH (the target, default the embedded lab), --lab-prefix NAME,
+--run-dir DIR (where results.json is written, cell by cell).
+
+Fixtures: `target` (gateways and client from the inventory), `edge` (an open session
+to the device that applies network conditions), `cell` (where a test puts its
+verdict). Each cell's verdict becomes three report columns (expected, observed,
+reason) plus an evidence block in pytest-html, a property in junit.xml, and an entry
+in results.json, which is rewritten after every cell so an interrupted run still
+leaves readable results.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import paths
+from .verdict import Verdict
+
+RESULTS = pytest.StashKey[dict]()
+_CONFIG: dict[str, pytest.Config] = {}  # pytest_runtest_logreport gets no config argument
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("aovpn-lab", "aovpn-lab conformance")
+    g.addoption("--inventory", default=str(paths.INVENTORIES / "lab"),
+                help="Ansible inventory describing the target (default: the embedded lab)")
+    g.addoption("--lab-prefix", default=None, help="prefix of the embedded lab (default: the inventory's)")
+    g.addoption("--run-dir", default=None, help="folder for results.json (written by `aovpn-lab run`)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lab: needs the embedded lab (root, network namespaces)")
+    config.addinivalue_line("markers", "requirement(id): the requirement a test checks")
+    _CONFIG["config"] = config
+    run_dir = config.getoption("--run-dir")
+    config.stash[RESULTS] = {
+        "path": Path(run_dir) / "results.json" if run_dir else None,
+        "data": {"run_id": Path(run_dir).name if run_dir else None, "inventory": config.getoption("--inventory"),
+                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "finished": None,
+                 "summary": {}, "cells": []},
+    }
+    _write_results(config)
+
+
+# -- fixtures ---------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def inventory(request: pytest.FixtureRequest):
+    from . import inventory as inv_mod
+    return inv_mod.load(request.config.getoption("--inventory"), prefix=request.config.getoption("--lab-prefix"))
+
+
+@pytest.fixture(scope="session")
+def target(inventory):
+    from .target import Target
+    return Target.from_inventory(inventory)
+
+
+@pytest.fixture(scope="session")
+def edge(inventory):
+    """The condition device, one session for the whole run; left 'open' at the end."""
+    from .conditions.base import edge_device
+    from .conditions.model import OPEN
+    if not inventory.group("edges"):
+        pytest.skip(f"{inventory.path} names no edge device: network conditions cannot be applied")
+    device = edge_device(inventory)
+    with device:
+        device.apply(OPEN)
+        yield device
+        device.apply(OPEN)
+
+
+class Cell:
+    """Where a conformance test leaves its verdict for the report."""
+
+    def __init__(self) -> None:
+        self.verdict: Verdict | None = None
+
+    def record(self, verdict: Verdict) -> Verdict:
+        self.verdict = verdict
+        return verdict
+
+
+@pytest.fixture
+def cell() -> Cell:
+    return Cell()
+
+
+# -- reporting --------------------------------------------------------------------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    c = item.funcargs.get("cell") if hasattr(item, "funcargs") else None
+    if report.when != "call" or not isinstance(c, Cell) or c.verdict is None:
+        return
+    v = c.verdict
+    report.aovpn_verdict = v.to_json()
+    report.user_properties.extend([("requirement", v.requirement), ("expected", v.expected),
+                                   ("observed", v.observed), ("reason", v.reason)])
+    try:
+        from pytest_html import extras
+    except ImportError:
+        return
+    report.extras = getattr(report, "extras", []) + [extras.html(_evidence_html(v))]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Record every finished cell (call phase, or a setup that failed/skipped) as it happens.
+    config = _CONFIG.get("config")
+    if config is None:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        store = config.stash[RESULTS]
+        v = getattr(report, "aovpn_verdict", None)
+        store["data"]["cells"].append({
+            "id": report.nodeid.split("::")[-1], "nodeid": report.nodeid, "outcome": report.outcome,
+            "duration_s": round(report.duration, 3),
+            **({"verdict": v} if v else {}),
+            **({"message": _short(report.longreprtext)} if report.outcome != "passed" else {}),
+        })
+        _write_results(config)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    store = session.config.stash.get(RESULTS, None)
+    if store is None:
+        return
+    cells = store["data"]["cells"]
+    store["data"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    store["data"]["exit_status"] = int(exitstatus)
+    store["data"]["summary"] = {k: sum(1 for c in cells if c["outcome"] == k) for k in ("passed", "failed", "skipped")}
+    _write_results(session.config)
+
+
+def _short(text: str, limit: int = 2000) -> str:
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def _write_results(config: pytest.Config) -> None:
+    store = config.stash[RESULTS]
+    path: Path | None = store["path"]
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(store["data"], indent=1, default=str))
+    os.replace(tmp, path)  # readers never see a half-written file
+
+
+def _evidence_html(v: Verdict) -> str:
+    rows = []
+    for key, value in v.evidence.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, indent=1, default=str)
+            cell = f"<pre style='margin:0'>{html.escape(value)}</pre>"
+        else:
+            cell = html.escape(str(value))
+        rows.append(f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(key)}</th><td>{cell}</td></tr>")
+    head = (f"<p><b>{html.escape(v.requirement)}</b>: expected <b>{html.escape(v.expected)}</b>, observed "
+            f"<b>{html.escape(v.observed)}</b> &mdash; {html.escape(v.reason)}</p>")
+    fix = f"<p>Fix: {html.escape(v.fix)}</p>" if v.fix and v.expected != "connected" else ""
+    return f"<div class='aovpn-evidence'>{head}{fix}<table>{''.join(rows)}</table></div>"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_report_title(report: Any) -> None:
+    report.title = "aovpn-lab conformance report"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    cells.insert(2, "<th>Requirement</th>")
+    cells.insert(3, "<th>Expected</th>")
+    cells.insert(4, "<th>Observed</th>")
+    cells.insert(5, "<th>Reason</th>")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_row(report: Any, cells: list[str]) -> None:
+    v = getattr(report, "aovpn_verdict", None) or {}
+    cells.insert(2, f"<td>{html.escape(v.get('requirement', ''))}</td>")
+    cells.insert(3, f"<td>{html.escape(v.get('expected', ''))}</td>")
+    cells.insert(4, f"<td>{html.escape(v.get('observed', ''))}</td>")
+    cells.insert(5, f"<td>{html.escape(v.get('reason', ''))}</td>")
