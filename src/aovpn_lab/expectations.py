@@ -86,12 +86,17 @@ def expect_ikev2(profile: ClientProfile, condition: Condition, gw: GatewayFacts,
         rfc7383 = profile.fragmentation and bool(gw.fragmentation)
         if big and not rfc7383 and condition.kind == "drop-ip-fragments":
             name, size = big[0]
+            missing = [side for side, on in (("client", profile.fragmentation), ("gateway", gw.fragmentation))
+                       if not on]
+            fixes = {"gateway": "enable IKEv2 fragmentation (RFC 7383) on the gateway (RRAS: Ikev2\\"
+                                "EnableServerFragmentation=1 and restart RemoteAccess; strongSwan: fragmentation=yes)",
+                     "client": "leave IKEv2 fragmentation (RFC 7383) on in the client profile "
+                               "(DisableIKEv2Fragmentation false)"}
             return Expectation(
                 "ip-fragments-dropped", "AOVPN-IKE-FRAG-001",
                 f"{name} is {size} B > path MTU {path_mtu}, so it is IP-fragmented and the network drops "
-                f"fragments; IKEv2 fragmentation (RFC 7383) is not used by both sides",
-                fix="enable IKEv2 fragmentation on the gateway (RRAS EnableServerFragmentation=1, strongSwan "
-                    "fragmentation=yes), or use smaller certificates (ECDSA, shorter chain)")
+                f"fragments; IKEv2 fragmentation (RFC 7383) is off on the {' and '.join(missing)}",
+                fix="; ".join(fixes[m] for m in missing) + "; or use smaller certificates (ECDSA, shorter chain)")
         if big and rfc7383:
             return Expectation("connected", "AOVPN-IKE-FRAG-001",
                                f"IKE_AUTH exceeds the path MTU {path_mtu} but both sides use RFC 7383 fragmentation")

@@ -64,6 +64,19 @@ class ConditionDriver(abc.ABC):
         self.current = condition
 
 
+def interfaces_of(host: Host, side: str | None = None) -> list[str]:
+    """condition_interfaces of a host: {inside: [...], outside: [...]} (a single name is accepted too)."""
+    raw = host.var("condition_interfaces") or {}
+    if not isinstance(raw, dict):
+        raise InventoryError(f"{host.where('condition_interfaces')}: condition_interfaces: expected "
+                             "{inside: [names], outside: [names]}")
+    out: list[str] = []
+    for key, names in raw.items():
+        if side is None or key == side:
+            out += [names] if isinstance(names, str) else list(names or [])
+    return out
+
+
 def driver_class(name: str) -> type[ConditionDriver]:
     from .cisco_asa import CiscoAsaDriver
     from .linux_nft import LinuxNftDriver

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import AovpnError, TargetError
 from ..ssh import target_of
-from .base import ConditionDriver
+from .base import ConditionDriver, interfaces_of
 from .model import Condition
 
 ACL = "AOVPN-COND"
@@ -33,11 +33,11 @@ class CiscoAsaDriver(ConditionDriver):
 
     @property
     def inside(self) -> str:
-        return (self.host.var("condition_interfaces") or {}).get("inside", "inside")
+        return (interfaces_of(self.host, "inside") or ["inside"])[0]
 
     @property
     def outside(self) -> str:
-        return (self.host.var("condition_interfaces") or {}).get("outside", "outside")
+        return (interfaces_of(self.host, "outside") or ["outside"])[0]
 
     def commands(self, condition: Condition) -> list[str]:
         # Start from a clean slate every time, so conditions never stack.

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import AovpnError, TargetError
 from ..ssh import target_of
-from .base import ConditionDriver
+from .base import ConditionDriver, interfaces_of
 from .model import Condition
 
 TABLE = "inet aovpn_edge"
@@ -93,12 +93,12 @@ class LinuxNftDriver(ConditionDriver):
         return cmds
 
     def _route_commands(self, mtu: int | None) -> list[str]:
-        ifaces = self.host.var("condition_interfaces") or {}
+        ifaces = interfaces_of(self.host)
         lab = self.inventory.lab
         cmds = []
         for link in (lab.links if lab else ()):
             for end in link.ends:
-                if end.host != self.host.name or end.interface not in ifaces.values():
+                if end.host != self.host.name or end.interface not in ifaces:
                     continue
                 net = ipaddress.ip_interface(str(end.address)).network
                 lock = f" mtu lock {mtu}" if mtu else ""

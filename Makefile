@@ -1,0 +1,41 @@
+# aovpn-lab. Every target first runs the idempotent setup (Debian packages, .venv).
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+PYTEST  := $(BIN)/python -m pytest
+LAB     := $(BIN)/aovpn-lab
+
+.PHONY: setup conformance test unit lab-up lab-down lab-status bench lint clean
+
+setup:
+	@scripts/setup.sh
+
+# Lab up, the conformance suite, report in reports/latest/, lab down (also when the suite fails).
+conformance: setup
+	@$(LAB) lab up
+	@rc=0; $(LAB) run || rc=$$?; $(LAB) lab down; exit $$rc
+
+# The project's own tests: unit tests, then lab-backed integration tests (root).
+test: setup
+	@$(PYTEST) tests/unit tests/integration
+
+unit: setup
+	@$(PYTEST) tests/unit
+
+lab-up: setup
+	@$(LAB) lab up
+
+lab-down: setup
+	@$(LAB) lab down
+
+lab-status: setup
+	@$(LAB) lab status
+
+# Speed figures (lab up/down, per-cell times); printed, never asserted.
+bench: setup
+	@$(BIN)/python -m aovpn_lab.bench
+
+lint: setup
+	@$(BIN)/ruff check src tests playbooks/library
+
+clean:
+	rm -rf reports/2* reports/latest .pytest_cache

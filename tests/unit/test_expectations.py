@@ -1,0 +1,60 @@
+"""The reason model: the expected outcome of a cell and the reason it gives."""
+import pytest
+
+from aovpn_lab.conditions.model import Condition
+from aovpn_lab.expectations import GatewayFacts, expect_ikev2, proposals_overlap
+from aovpn_lab.ike import profiles
+
+HARDENED = GatewayFacts(policy="hardened", fragmentation=True, ike_auth_request=880, ike_auth_response=800)
+
+
+def cond(text):
+    return Condition.parse(text)
+
+
+def test_windows10_defaults_against_a_hardened_gateway_is_a_policy_mismatch_named_13868():
+    exp = expect_ikev2(profiles.get("windows10-default"), cond("open"), HARDENED)
+    assert exp.outcome == "no-proposal-chosen" and exp.requirement == "AOVPN-IKE-CRYPTO-001"
+    assert "13868" in exp.reason
+
+
+def test_windows10_defaults_connect_to_a_gateway_with_rras_default_policy():
+    exp = expect_ikev2(profiles.get("windows10-default"), cond("open"), GatewayFacts(policy="weak"))
+    assert exp.outcome == "connected"
+
+
+def test_a_blocked_udp_500_is_met_before_any_proposal_is_refused():
+    exp = expect_ikev2(profiles.get("windows10-default"), cond("block-udp-500"), HARDENED)
+    assert exp.outcome == "udp-500-blocked"
+
+
+def test_a_blocked_udp_4500_comes_after_the_proposal_check():
+    assert expect_ikev2(profiles.get("windows10-default"), cond("block-udp-4500"), HARDENED).outcome == \
+        "no-proposal-chosen"
+    assert expect_ikev2(profiles.get("aovpn-recommended"), cond("block-udp-4500"), HARDENED).outcome == \
+        "udp-4500-blocked"
+
+
+@pytest.mark.parametrize("gw_frag,client_frag,outcome", [
+    (False, True, "ip-fragments-dropped"),
+    (True, False, "ip-fragments-dropped"),
+    (True, True, "connected"),
+])
+def test_large_ike_auth_behind_a_fragment_dropping_firewall(gw_frag, client_frag, outcome):
+    gw = GatewayFacts(policy="hardened", fragmentation=gw_frag, ike_auth_request=5936, ike_auth_response=5888)
+    profile = profiles.get("aovpn-recommended").with_fragmentation(client_frag)
+    exp = expect_ikev2(profile, cond("drop-ip-fragments"), gw)
+    assert exp.outcome == outcome
+    if outcome != "connected":
+        assert "5936 B > path MTU 1500" in exp.reason and "RFC 7383" in exp.fix
+
+
+def test_small_ike_auth_survives_a_fragment_dropping_firewall():
+    assert expect_ikev2(profiles.get("aovpn-recommended"), cond("drop-ip-fragments"), HARDENED).outcome == "connected"
+
+
+def test_proposal_overlap_needs_every_transform_type_to_match():
+    assert proposals_overlap(("aes128-sha256-modp2048",), ["aes128-aes256-sha256-modp2048-ecp256"])
+    assert not proposals_overlap(("aes128-sha256-modp1024",), ["aes128-aes256-sha256-modp2048-ecp256"])
+    assert proposals_overlap(("aes128gcm16-prfsha256-modp2048",), ["aes128gcm16-prfsha256-ecp256-modp2048"])
+    assert not proposals_overlap(("aes128gcm16-prfsha256-modp2048",), ["aes128-sha256-modp2048"])

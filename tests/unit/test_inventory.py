@@ -1,0 +1,110 @@
+"""The inventory loader: the lab's own inventory loads; every malformed input is named."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from aovpn_lab import inventory, paths
+from aovpn_lab.errors import InventoryError
+
+LAB = paths.INVENTORIES / "lab"
+
+
+@pytest.fixture
+def lab_copy(tmp_path: Path) -> Path:
+    dst = tmp_path / "lab"
+    shutil.copytree(LAB, dst)
+    return dst
+
+
+def test_the_embedded_lab_inventory_describes_four_hosts_and_three_links():
+    inv = inventory.load(LAB)
+    assert inv.lab is not None
+    assert inv.lab.prefix == "aovpn"
+    assert set(inv.lab.hosts) == {"client", "edge", "gw1", "probe"}
+    assert [l.name for l in inv.lab.links] == ["lan", "lan2", "wan"]
+    assert [h.name for h in inv.group("ikev2_gateways")] == ["gw1"]
+    assert inv.host("gw1").var("ikev2_gateway")["identity"] == "vpn.example.net"
+
+
+def test_host_vars_override_group_vars_and_record_where_they_came_from():
+    inv = inventory.load(LAB)
+    gw = inv.host("gw1")
+    assert gw.where("ikev2_gateway").endswith("host_vars/gw1.yml")
+    assert gw.where("lab_prefix").endswith("group_vars/all.yml")
+
+
+def test_prefix_override_renames_every_namespace():
+    inv = inventory.load(LAB, prefix="labb")
+    assert inv.lab.prefix == "labb"
+    assert inv.lab.namespace("gw1") == "labb-gw1"
+    assert inv.lab.bridge == "labb-br"
+    assert inv.lab.state_dir.name == "labb"
+
+
+def test_invalid_yaml_names_file_and_line(lab_copy: Path):
+    (lab_copy / "host_vars" / "gw1.yml").write_text("ikev2_gateway:\n  identity: [unclosed\n")
+    with pytest.raises(InventoryError) as exc:
+        inventory.load(lab_copy)
+    assert "host_vars/gw1.yml:" in str(exc.value)
+    assert "not valid YAML" in str(exc.value)
+
+
+def test_bad_address_names_file_key_and_expectation(lab_copy: Path):
+    f = lab_copy / "group_vars" / "all.yml"
+    f.write_text(f.read_text().replace("address: 203.0.113.10/24", "address: 203.0.113.300/24"))
+    with pytest.raises(InventoryError) as exc:
+        inventory.load(lab_copy)
+    msg = str(exc.value)
+    assert "group_vars/all.yml" in msg and "lab_links" in msg and "203.0.113.300/24" in msg
+    assert "expected an IPv4 address with prefix length" in msg
+
+
+def test_link_to_unknown_host_is_refused(lab_copy: Path):
+    f = lab_copy / "group_vars" / "all.yml"
+    f.write_text(f.read_text().replace("{host: gw1, interface: wan0", "{host: gw9, interface: wan0"))
+    with pytest.raises(InventoryError, match=r"'gw9' is not a lab host"):
+        inventory.load(lab_copy)
+
+
+def test_management_address_outside_the_management_network_is_refused(lab_copy: Path):
+    f = lab_copy / "hosts.yml"
+    f.write_text(f.read_text().replace("198.18.0.13", "198.51.100.13"))
+    with pytest.raises(InventoryError, match=r"ansible_host 198.51.100.13 is not inside lab_management.network"):
+        inventory.load(lab_copy)
+
+
+def test_duplicate_management_address_is_refused(lab_copy: Path):
+    f = lab_copy / "hosts.yml"
+    f.write_text(f.read_text().replace("198.18.0.13", "198.18.0.11"))
+    with pytest.raises(InventoryError, match="already used by client"):
+        inventory.load(lab_copy)
+
+
+def test_prefix_that_would_overflow_interface_names_is_refused(lab_copy: Path):
+    f = lab_copy / "group_vars" / "all.yml"
+    f.write_text(f.read_text().replace("lab_prefix: aovpn", "lab_prefix: Aovpn-Lab"))
+    with pytest.raises(InventoryError, match="lab_prefix: expected 1-8 lowercase"):
+        inventory.load(lab_copy)
+
+
+def test_a_file_without_all_is_not_an_inventory(tmp_path: Path):
+    f = tmp_path / "hosts.yml"
+    f.write_text("gw1:\n  ansible_host: 203.0.113.10\n")
+    with pytest.raises(InventoryError, match="top-level 'all:' key"):
+        inventory.load(f)
+
+
+def test_missing_inventory_path_says_so(tmp_path: Path):
+    with pytest.raises(InventoryError, match="does not exist"):
+        inventory.load(tmp_path / "nope")
+
+
+def test_an_inventory_without_a_lab_group_has_no_lab(tmp_path: Path):
+    f = tmp_path / "hosts.yml"
+    f.write_text("all:\n  children:\n    ikev2_gateways:\n      hosts:\n        gw:\n          ansible_host: 203.0.113.5\n")
+    inv = inventory.load(f)
+    assert inv.lab is None
+    assert inv.one("ikev2_gateways").address == "203.0.113.5"
