@@ -105,8 +105,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return
     v = c.verdict
     report.aovpn_verdict = v.to_json()
-    report.user_properties.extend([("requirement", v.requirement), ("expected", v.expected),
-                                   ("observed", v.observed), ("reason", v.reason)])
+    props = [("requirement", v.requirement), ("expected", v.expected), ("observed", v.observed),
+             ("reason", v.reason)]
+    # junit.xml takes properties from the teardown report, which copies the item's list.
+    item.user_properties.extend(props)
+    report.user_properties.extend(props)
     try:
         from pytest_html import extras
     except ImportError:

@@ -1,1 +1,36 @@
+"""Diagnose IKEv2 connection failures from two packet captures (client and server).
 
+Modules:
+
+- :mod:`aovpn_lab.capture.diagnose` - ``diagnose(client_pcap, server_pcap) -> Diagnosis``.
+- :mod:`aovpn_lab.capture.capture` - :class:`Capture` (tcpdump in a namespace for a
+  ``with`` block) and :func:`capture_both`.
+- :mod:`aovpn_lab.capture.command` - ``aovpn-lab diagnose`` (argparse registration).
+- :mod:`aovpn_lab.capture.pcapfile`, :mod:`~aovpn_lab.capture.packets`,
+  :mod:`~aovpn_lab.capture.ikewire` - strict pcap/pcapng reading, IP reassembly, IKE/ESP
+  header parsing.
+- :mod:`aovpn_lab.capture.trim` - a small copy of a capture (encrypted bytes cut).
+
+The names below are imported lazily, so ``import aovpn_lab.capture`` stays cheap.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["diagnose", "Diagnosis", "CAUSES", "Capture", "capture_both", "DEFAULT_BPF",
+           "CaptureInputError", "CaptureMismatchError", "CaptureToolError", "trim_capture"]
+
+_WHERE = {
+    "diagnose": "diagnose", "Diagnosis": "diagnose", "CAUSES": "diagnose",
+    "Capture": "capture", "capture_both": "capture", "DEFAULT_BPF": "capture",
+    "CaptureInputError": "errors", "CaptureMismatchError": "errors", "CaptureToolError": "errors",
+    "trim_capture": "trim",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -72,8 +72,10 @@ class LinuxNftDriver(ConditionDriver):
             raise AovpnError(f"edge {self.host.name}: no session", hint="use the driver as a context manager")
         # One round trip for the whole change: each prompt exchange costs ~0.1 s.
         line = " && ".join(f"{{ {c}; }}" for c in commands)
-        out = self.conn.send_command(f"{line}; echo {RC_MARK}$?", read_timeout=15)
-        rc = out.rsplit(RC_MARK, 1)[-1].strip() if RC_MARK in out else "?"
+        # The echo of a long line comes back wrapped by the terminal, so don't match it;
+        # the marker's last occurrence is the shell's answer, not the echo ('$?' unexpanded).
+        out = self.conn.send_command(f"{line}; echo {RC_MARK}$?", read_timeout=15, cmd_verify=False)
+        rc = out.rsplit(RC_MARK, 1)[-1].split()[0] if RC_MARK in out else "?"
         if rc != "0":
             detail = out.rsplit(RC_MARK, 1)[0].strip().splitlines()
             raise TargetError(f"edge {self.host.name}: applying `{line}` failed (rc {rc}): "

@@ -215,9 +215,14 @@ class PapClient(_Authenticator):
         if packet.code not in (PAP_ACK, PAP_NAK) or packet.identifier != self._identifier:
             return Output(events=[FrameDiscarded(
                 self.method, f"code {packet.code} id {packet.identifier} answers no request")])
-        if not packet.data or len(packet.data) < 1 + packet.data[0]:
+        if not packet.data:
+            # RFC 1334 requires the Msg-Length octet, but SoftEther 5.01 sends a bare
+            # 4-byte Ack/Nak; the code alone is unambiguous, so take it.
+            message = ""
+        elif len(packet.data) < 1 + packet.data[0]:
             return Output(events=[FrameDiscarded(self.method, "Msg-Length overruns the packet")])
-        message = bytes(PPP_PAP_Response(packet.raw).message).decode("utf-8", "replace")
+        else:
+            message = bytes(PPP_PAP_Response(packet.raw).message).decode("utf-8", "replace")
         if packet.code == PAP_ACK:
             return self._finish(AuthSucceeded(self.method, None, message))
         return self._fail("PAP Authenticate-Nak: the server refused the credentials", None, message)

@@ -1,0 +1,3 @@
+def diagnose(c, s): raise NotImplementedError
+class Diagnosis: pass
+CAUSES = ()
