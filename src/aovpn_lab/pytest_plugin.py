@@ -48,6 +48,20 @@ def pytest_configure(config: pytest.Config) -> None:
                  "summary": {}, "cells": []},
     }
     _write_results(config)
+    try:  # the Environment table of the HTML report
+        from pytest_metadata.plugin import metadata_key
+        meta = config.stash[metadata_key]
+        meta["Run"] = store_run_id(config) or "-"
+        meta["Inventory"] = str(config.getoption("--inventory"))
+        meta["Requirements"] = str(paths.ROOT / "requirements.yml")
+        for key in ("JAVA_HOME", "Packages", "Plugins"):
+            meta.pop(key, None)
+    except (ImportError, KeyError):
+        pass
+
+
+def store_run_id(config: pytest.Config) -> str | None:
+    return config.stash[RESULTS]["data"]["run_id"]
 
 
 # -- fixtures ---------------------------------------------------------------------

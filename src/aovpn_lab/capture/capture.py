@@ -5,9 +5,10 @@
         run_the_failing_cell()
     diagnose(pair.client, pair.server)                      # doctest: +SKIP
 
-:class:`Capture` starts ``ip netns exec NS tcpdump -i IF -w PATH -U -s 0 -n BPF``, returns
+:class:`Capture` starts ``ip netns exec NS tcpdump -i IF -w PATH -U -s 0 -n -Z root --immediate-mode BPF``, returns
 only once tcpdump has printed "listening on" (the socket is open and filtering; packets
-sent after that are captured), and on exit waits a moment for packets in flight, stops
+sent after that are captured; ``--immediate-mode``, because with TPACKET_V3 packets wait in
+a ring block for up to a second and a stopped tcpdump never writes them), and on exit waits a moment for packets in flight, stops
 tcpdump by its PID (SIGTERM to the process group it leads, never by name), and waits
 until it has exited, i.e. until the file is flushed and complete. tcpdump's own counts
 ("N packets captured / dropped by kernel") are kept on the object.
@@ -72,7 +73,7 @@ class Capture:
 
     def argv(self) -> list[str]:
         cmd = [self.tcpdump, "-i", self.interface, "-w", str(self.path), "-U", "-s", str(self.snaplen),
-               "-n", "-Z", "root"]
+               "-n", "-Z", "root", "--immediate-mode"]
         if self.bpf:
             cmd.append(self.bpf)
         return (["ip", "netns", "exec", self.netns] + cmd) if self.netns else cmd

@@ -225,12 +225,14 @@ def explain_silence(msgs: list[ikemsg.IkeMessage], reach: dict[str, Any]) -> tup
         f"{where} got no answer; differential test: {verdict}"
 
 
-def reachability(gateway: str, netns: str | None) -> dict[str, Any]:
+def reachability(gateway: str, netns: str | None, timeout: float = 0.5) -> dict[str, Any]:
+    """The differential test; `timeout` per probe (a gateway answers these in ~1 ms on a LAN,
+    tens of ms across the Internet)."""
     from . import craft  # scapy: imported only when silence needs explaining
     if netns:
         from .craft_netns import run_in_netns
-        return run_in_netns(netns, craft.reachability, gateway, timeout=1.0)
-    return craft.reachability(gateway, timeout=1.0)
+        return run_in_netns(netns, craft.reachability, gateway, timeout=timeout)
+    return craft.reachability(gateway, timeout=timeout)
 
 
 def ping_through(addr: str, netns: str | None, count: int = 1, wait: float = 1.0) -> bool:
