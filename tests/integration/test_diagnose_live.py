@@ -237,6 +237,7 @@ SCENARIOS = {s.name: s for s in (
     Scenario("large-open", pki="large"),
     Scenario("large-fragdrop", pki="large", condition="frag"),
     Scenario("large-fragdrop-rfc7383", pki="large", fragmentation=True, condition="frag"),
+    Scenario("large-fragdrop-return", pki="large", condition="frag-return"),
     Scenario("udp4500-blocked", condition="udp4500"),
     Scenario("udp500-blocked", condition="udp500"),
     Scenario("no-proposal", client_proposals=MISMATCH),
@@ -248,6 +249,8 @@ SCENARIOS = {s.name: s for s in (
 _NFT = {
     "frag": ("ip", "hxd_frag", "type filter hook prerouting priority -450; policy accept;",
              "ip frag-off & 0x3fff != 0 counter drop"),
+    "frag-return": ("ip", "hxd_frag", "type filter hook prerouting priority -450; policy accept;",
+                    f'iifname "{IF_RS}" ip frag-off & 0x3fff != 0 counter drop'),
     "udp500": ("inet", "hxd_filter", "type filter hook forward priority 0; policy accept;",
                "udp dport 500 counter drop"),
     "udp4500": ("inet", "hxd_filter", "type filter hook forward priority 0; policy accept;",

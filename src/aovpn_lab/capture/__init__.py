@@ -11,17 +11,19 @@ Modules:
   header parsing.
 - :mod:`aovpn_lab.capture.trim` - a small copy of a capture (encrypted bytes cut).
 
-The names below are imported lazily, so ``import aovpn_lab.capture`` stays cheap.
+``diagnose`` is imported here (the submodule of the same name would otherwise shadow the
+function); the other names are imported lazily.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from .diagnose import CAUSES, Diagnosis, diagnose
+
 __all__ = ["diagnose", "Diagnosis", "CAUSES", "Capture", "capture_both", "DEFAULT_BPF",
            "CaptureInputError", "CaptureMismatchError", "CaptureToolError", "trim_capture"]
 
 _WHERE = {
-    "diagnose": "diagnose", "Diagnosis": "diagnose", "CAUSES": "diagnose",
     "Capture": "capture", "capture_both": "capture", "DEFAULT_BPF": "capture",
     "CaptureInputError": "errors", "CaptureMismatchError": "errors", "CaptureToolError": "errors",
     "trim_capture": "trim",

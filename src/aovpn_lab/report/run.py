@@ -24,8 +24,29 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
 
 
+def check_target(inventory: str, prefix: str | None) -> None:
+    """Refuse to start a run that could only error cell after cell."""
+    from .. import inventory as inv_mod
+    from ..errors import LabError, PreflightError
+    from ..lab import lifecycle
+    inv = inv_mod.load(inventory, prefix=prefix)
+    if inv.lab is not None:
+        if os.geteuid() != 0:
+            raise PreflightError("testing the embedded lab needs root (its namespaces and charon sockets)",
+                                 hint="run as root")
+        st = lifecycle.status(inv)
+        down = [f"{h}: {', '.join(k for k, v in e.items() if v is False)}" for h, e in st["hosts"].items()
+                if any(v is False for v in e.values())]
+        if not any(e["namespace_up"] for e in st["hosts"].values()):
+            raise LabError(f"lab {st['prefix']} is not up", hint="aovpn-lab lab up")
+        if down:
+            raise LabError(f"lab {st['prefix']} is only partly up ({'; '.join(down)})",
+                           hint="aovpn-lab lab down && aovpn-lab lab up")
+
+
 def run_suite(*, inventory: str, prefix: str | None, select: str | None, reports_dir: Path,
               extra: list[str] | None = None) -> int:
+    check_target(inventory, prefix)
     run_id = new_run_id()
     run_dir = reports_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -63,7 +63,7 @@ class Phase(Enum):
 @dataclass
 class PppConfig:
     username: str
-    password: str
+    password: str = field(repr=False)  # never in logs or reprs
     auth: AuthMethod = AuthMethod.MSCHAPV2
     request_dns: bool = True
     mru: int | None = None
