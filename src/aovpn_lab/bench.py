@@ -50,9 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         target = Target.from_inventory(inv)
         gw = target.gateways[0]
-        ike = probe.IkeTarget(gateway=gw.address, remote_id=gw.identity, ca_pem=gw.ca_file.read_bytes(),
-                              cert_pem=gw.client_cert_file.read_bytes(), key_pem=gw.client_key_file.read_bytes(),
-                              local_id=target.client.identity, remote_ts=gw.protected_subnets[0])
+        ike = gw.probe_target(target.client.identity)
         with edge_device(inv) as edge:
             switches = []
             for text in ["drop-ip-fragments", "mtu:1280", "block-udp-500", "open"] * 3:

@@ -4,6 +4,8 @@
     aovpn-lab run [--inventory PATH] [-k EXPR]
     aovpn-lab probe ikev2 --gateway ADDR --remote-id ID --ca CA.pem --cert C.pem --key K.pem
     aovpn-lab certs inspect FILE...
+    aovpn-lab diagnose --client CLIENT.pcap --server SERVER.pcap
+    aovpn-lab scan --gateway ADDR [--far-netns NS --far-interface IF]
 
 Errors a user can fix print one line and exit non-zero; Ctrl-C exits 130.
 """
@@ -28,8 +30,9 @@ def _inventory(args: argparse.Namespace):
 
 def cmd_lab_up(args: argparse.Namespace) -> int:
     from .lab import lifecycle
-    result = lifecycle.up(_inventory(args), quiet=args.quiet)
-    print(json.dumps(result) if args.json else f"lab {result['prefix']} is up ({result['seconds']:.1f}s)")
+    result = lifecycle.up(_inventory(args), quiet=args.quiet, variant=args.variant)
+    print(json.dumps(result) if args.json else
+          f"lab {result['prefix']} is up, gateway variant {result['variant']} ({result['seconds']:.1f}s)")
     return 0
 
 
@@ -46,7 +49,8 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(st, indent=2))
     else:
-        print(f"lab {st['prefix']}: {'up' if st['up'] else 'NOT fully up'}  (state {st['state_dir']})")
+        print(f"lab {st['prefix']}: {'up, gateway variant ' + st['variant'] if st['up'] else 'NOT fully up'}"
+              f"  (state {st['state_dir']})")
         for name, h in st["hosts"].items():
             flags = "  ".join(f"{k}={'up' if v else 'DOWN'}" for k, v in h.items() if isinstance(v, bool))
             print(f"  {name:<8} {h['namespace']:<14} {h['management_address'] or '-':<14} {flags}")
@@ -55,6 +59,15 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .report import run as report_run
+    if args.variant:
+        from . import variants
+        from .lab import lifecycle
+        inv = _inventory(args)
+        spec = lifecycle.spec_of(inv)
+        if variants.provisioned(spec.state_dir).name != variants.get(args.variant).name \
+                or not lifecycle.status(inv)["up"]:
+            print(f"aovpn-lab: provisioning gateway variant {args.variant}", file=sys.stderr)
+            lifecycle.up(inv, quiet=True, variant=args.variant)
     return report_run.run_suite(inventory=args.inventory, prefix=args.prefix, select=args.k,
                                 reports_dir=Path(args.reports), extra=args.pytest_args)
 
@@ -91,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("status", cmd_lab_status, "which lab hosts and services are up (exit 1 when any is down)"),
     ):
         sp = labsub.add_parser(name, help=text, description=text)
+        if name == "up":
+            sp.add_argument("--variant", help="gateway variant from profiles/variants.yml (default: default, "
+                                              "which follows every recommendation)")
         sp.add_argument("--json", action="store_true", help="print JSON")
         sp.add_argument("--quiet", "-q", action="store_true", help="print only failures of Ansible tasks")
         sp.set_defaults(func=func)
@@ -101,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "reports/latest points at the newest run. Exit 0 when every expectation "
                                      "holds.")
     run.add_argument("-k", help="only cells whose test id matches this pytest -k expression")
+    run.add_argument("--variant", help="embedded lab only: provision this gateway variant first "
+                                       "(profiles/variants.yml), to see what a broken deployment's report looks like")
     run.add_argument("--reports", default=str(paths.REPORTS), help="reports folder (default: %(default)s)")
     run.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
     run.set_defaults(func=cmd_run)
@@ -117,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     ik.add_argument("--ca", required=True, help="CA certificate (PEM) that issued the gateway's certificate")
     ik.add_argument("--cert", required=True, help="this client's certificate (PEM)")
     ik.add_argument("--key", required=True, help="this client's private key (PEM; never printed)")
+    ik.add_argument("--chain", help="intermediate CA certificates (PEM) to send with --cert")
     ik.add_argument("--local-id", help="this client's identity (default: the certificate's subject)")
     ik.add_argument("--profile", help="client profile from profiles/clients.yml (default: the file's default)")
     ik.add_argument("--remote-ts", default="0.0.0.0/0", help="traffic selector to request (default: %(default)s)")
@@ -125,11 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     ik.add_argument("--json", action="store_true", help="print JSON")
     ik.set_defaults(func=cmd_probe_ikev2)
 
-    try:
-        from .certs import command as certs_command
-        certs_command.register(sub)
-    except ImportError:  # certificate tooling not installed in this build
-        pass
+    from .capture import command as diagnose_command
+    from .certs import command as certs_command
+    from .pathscan import command as scan_command
+    certs_command.register(sub)
+    diagnose_command.register(sub)
+    scan_command.register(sub)
     return p
 
 

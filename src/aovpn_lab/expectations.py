@@ -1,17 +1,25 @@
-"""The reason model: what a matrix cell should show, and why, before it runs.
+"""The reason model: what a matrix cell must show, what this gateway will show, and why.
 
-An expectation is derived from data only: the client profile's proposals, the
-gateway's crypto policy and fragmentation setting, the certificate sizes, and the
-network condition. The cell then compares it with what happened.
+Both come from data only: the client profile's proposals and fragmentation, the
+gateway's crypto policy, fragmentation setting and certificate sizes, and the network
+condition.
+
+- `predict_ikev2(profile, condition, facts)`: what THIS gateway will do, with the reason
+  and the fix - the explanation a failing cell shows.
+- `require_ikev2(profile, condition, facts)`: what a gateway that follows every
+  recommendation (hardened policy, RFC 7383 on) would do with the same certificates on
+  the same network - the expectation a cell is judged by.
 
     >>> from aovpn_lab.conditions.model import Condition
-    >>> exp = expect_ikev2(profiles.get("windows10-default"), Condition.parse("open"), GatewayFacts(policy="hardened"))
-    >>> exp.outcome, exp.requirement
-    ('no-proposal-chosen', 'AOVPN-IKE-CRYPTO-001')
+    >>> weak = GatewayFacts(policy="weak", fragmentation=True)
+    >>> require_ikev2(profiles.get("windows10-default"), Condition.parse("open"), weak).outcome
+    'no-proposal-chosen'
+    >>> predict_ikev2(profiles.get("windows10-default"), Condition.parse("open"), weak).outcome
+    'connected'
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import yaml
@@ -58,7 +66,31 @@ def proposals_overlap(client: tuple[str, ...], gateway: list[str]) -> bool:
     return False
 
 
-def expect_ikev2(profile: ClientProfile, condition: Condition, gw: GatewayFacts, mtu: int = 1500) -> Expectation:
+RECOMMENDED = {"policy": "hardened", "fragmentation": True}
+
+
+def require_ikev2(profile: ClientProfile, condition: Condition, gw: GatewayFacts, mtu: int = 1500) -> Expectation:
+    """The outcome a gateway following every recommendation would give (certificate sizes kept)."""
+    return predict_ikev2(profile, condition, replace(gw, **RECOMMENDED), mtu)
+
+
+def predict_ikev2(profile: ClientProfile, condition: Condition, gw: GatewayFacts, mtu: int = 1500) -> Expectation:
+    result = _predict(profile, condition, gw, mtu)
+    policy = gateway_policies().get(gw.policy or "")
+    hardened = gateway_policies().get(RECOMMENDED["policy"])
+    if result.outcome == "connected" and policy is not None and hardened is not None \
+            and not proposals_overlap(profile.ike, hardened["ike"]):
+        # It works - with cryptography a hardened gateway refuses.
+        return Expectation(
+            "connected", "AOVPN-IKE-CRYPTO-001",
+            f"the {gw.policy} gateway accepts profile {profile.name}'s {', '.join(profile.ike)} (3DES, SHA-1 or "
+            f"DH group 1/2); {result.reason}",
+            fix="restrict the gateway's IKE policy (RRAS: Set-VpnServerConfiguration -CustomPolicy with AES128, "
+                "SHA256, Group14, PFS2048) and deploy the same policy to clients")
+    return result
+
+
+def _predict(profile: ClientProfile, condition: Condition, gw: GatewayFacts, mtu: int) -> Expectation:
     # Failures are predicted in the order a client meets them: IKE_SA_INIT must arrive
     # before proposals can be refused, and be accepted before IKE_AUTH can be lost.
     if condition.kind == "block-udp-500":
@@ -100,9 +132,16 @@ def expect_ikev2(profile: ClientProfile, condition: Condition, gw: GatewayFacts,
         if big and rfc7383:
             return Expectation("connected", "AOVPN-IKE-FRAG-001",
                                f"IKE_AUTH exceeds the path MTU {path_mtu} but both sides use RFC 7383 fragmentation")
+        if big and condition.kind == "mtu":
+            return Expectation("connected", "AOVPN-IKE-FRAG-001",
+                               f"IKE_AUTH exceeds the path MTU {path_mtu}; it is IP-fragmented, and this path passes "
+                               "fragments")
         return Expectation("connected", "AOVPN-IKE-FRAG-001",
                            f"IKE_AUTH fits the path MTU {path_mtu} (request {gw.ike_auth_request or '?'} B, response "
                            f"{gw.ike_auth_response or '?'} B): nothing is IP-fragmented")
+    if condition.kind == "nat":
+        return Expectation("connected", "AOVPN-IKE-PORT-001",
+                           "behind NAT both sides detect it (NAT-D) and move IKE and ESP to UDP 4500")
     if condition.kind == "block-esp":
         return Expectation("connected", "AOVPN-IKE-PORT-001",
                            "native ESP (IP protocol 50) is not needed: ESP is UDP-encapsulated on 4500 here")

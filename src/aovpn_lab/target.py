@@ -29,14 +29,25 @@ class IkeGateway:
     ca_file: Path
     client_cert_file: Path
     client_key_file: Path
+    netns: str | None = None              # lab gateways: their namespace (for far-end captures)
+    outside_interface: str | None = None  # lab gateways: the interface clients reach
 
 
     def facts(self):
         """What the reason model knows before testing: policy, fragmentation, predicted IKE_AUTH sizes."""
         from .expectations import GatewayFacts
         return GatewayFacts(policy=self.crypto_policy, fragmentation=self.fragmentation,
-                            ike_auth_request=_predicted_size(self.client_cert_file, None, "initiator"),
+                            ike_auth_request=_predicted_size(self.client_cert_file, self.chain_file, "initiator"),
                             ike_auth_response=_predicted_size(self.gateway_cert_file, self.chain_file, "responder"))
+
+    def probe_target(self, local_id: str | None):
+        """The credentials and selectors a client uses to connect to this gateway."""
+        from .ike.probe import IkeTarget
+        return IkeTarget(gateway=self.address, remote_id=self.identity, ca_pem=self.ca_file.read_bytes(),
+                         cert_pem=self.client_cert_file.read_bytes(), key_pem=self.client_key_file.read_bytes(),
+                         local_id=local_id,
+                         remote_ts=self.protected_subnets[0] if self.protected_subnets else "0.0.0.0/0",
+                         chain_pem=self.chain_file.read_bytes() if self.chain_file else b"")
 
     @property
     def gateway_cert_file(self) -> Path | None:
@@ -78,15 +89,21 @@ class Target:
     gateways: tuple[IkeGateway, ...]
     client: IkeClient
 
+    variant: str = "default"
+
     @classmethod
     def from_inventory(cls, inv: Inventory) -> "Target":
+        """Gateways as provisioned: for the lab, with the recorded variant's overrides."""
+        from . import variants
+        variant = variants.provisioned(inv.lab.state_dir) if inv.lab else variants.get("default")
         client_host = inv.one("ikev2_clients")
         client = _client(inv, client_host)
-        gateways = tuple(_gateway(inv, h, client) for h in inv.group("ikev2_gateways"))
+        gateways = tuple(_gateway(inv, h, client, variant.ikev2_gateway if inv.lab and h.name in inv.lab.hosts
+                                  else {}) for h in inv.group("ikev2_gateways"))
         if not gateways:
             raise InventoryError(f"{inv.path}: group 'ikev2_gateways' has no hosts",
                                  hint="describe at least one gateway (see inventories/examples/)")
-        return cls(inv, gateways, client)
+        return cls(inv, gateways, client, variant.name)
 
 
 def _section(h: Host, key: str) -> dict:
@@ -108,8 +125,8 @@ def _client(inv: Inventory, h: Host) -> IkeClient:
                      vici=(lab.host_dir(h.name) / "strongswan" / "charon.vici") if lab else None)
 
 
-def _gateway(inv: Inventory, h: Host, client: IkeClient) -> IkeGateway:
-    g = _section(h, "ikev2_gateway")
+def _gateway(inv: Inventory, h: Host, client: IkeClient, overrides: dict) -> IkeGateway:
+    g = {**_section(h, "ikev2_gateway"), **overrides}
     where = h.where("ikev2_gateway")
     for key in ("identity", "address"):
         if key not in g:
@@ -124,7 +141,13 @@ def _gateway(inv: Inventory, h: Host, client: IkeClient) -> IkeGateway:
         except KeyError as exc:
             raise InventoryError(f"{where}: ikev2_gateway.{exc.args[0]}: missing",
                                  hint="external gateways need ca_file, client_cert_file and client_key_file") from None
+    netns = iface = None
+    if lab:
+        netns = lab.namespace(h.name)
+        iface = next((e.interface for link in lab.links for e in link.ends
+                      if e.host == h.name and str(e.address.ip) == str(g["address"])), None)
     return IkeGateway(name=h.name, address=str(g["address"]), identity=str(g["identity"]),
+                      netns=netns, outside_interface=iface,
                       ping_target=g.get("ping_target"), protected_subnets=tuple(g.get("protected_subnets") or ()),
                       certificate_profile=g.get("certificate_profile"), fragmentation=g.get("fragmentation"),
                       crypto_policy=g.get("crypto_policy"), ca_file=ca, client_cert_file=cert, client_key_file=key)

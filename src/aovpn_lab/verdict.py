@@ -29,11 +29,20 @@ class Verdict:
     evidence: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def compare(cls, exp: Expectation, observed: str, evidence: dict[str, Any], detail: str = "") -> "Verdict":
+    def compare(cls, exp: Expectation, observed: str, evidence: dict[str, Any], detail: str = "",
+                predicted: Expectation | None = None) -> "Verdict":
+        """Judge `observed` by the requirement-based `exp`; explain a deviation with `predicted`
+        (what the reason model says this particular deployment does)."""
         holds = observed == exp.outcome
-        reason = exp.reason if holds else (
-            f"expected {exp.outcome} ({exp.reason}), observed {observed}" + (f": {detail}" if detail else ""))
-        return cls(exp.requirement, exp.outcome, observed, holds, reason, exp.fix, evidence)
+        if holds:
+            return cls(exp.requirement, exp.outcome, observed, True, exp.reason, exp.fix, evidence)
+        if predicted is not None and predicted.outcome == observed:
+            why, fix = predicted.reason, predicted.fix
+        else:
+            why = "not what the reason model predicts" + (f" ({predicted.outcome})" if predicted else "")
+            fix = ""
+        reason = f"expected {exp.outcome}, observed {observed}: {why}" + (f" [{detail}]" if detail else "")
+        return cls(exp.requirement, exp.outcome, observed, False, reason, fix or exp.fix, evidence)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,12 +9,15 @@ import yaml
 
 from aovpn_lab import paths
 from aovpn_lab.conditions.model import Condition
-from aovpn_lab.expectations import expect_ikev2
+from aovpn_lab.certs.sizemodel import ip_fragments_needed
+from aovpn_lab.expectations import predict_ikev2, require_ikev2
 from aovpn_lab.ike import probe, profiles
 from aovpn_lab.verdict import Verdict
 
 MATRIX = yaml.safe_load((paths.PROFILES / "matrix.yml").read_text())["ikev2"]
-CELLS = [(p, c) for c in MATRIX["conditions"] for p in MATRIX["profiles"]]
+PROFILES = [profiles.get(p).with_fragmentation(f) for p in MATRIX["profiles"]
+            for f in MATRIX.get("client_fragmentation", [True])]
+CELLS = [(p, c) for c in MATRIX["conditions"] for p in PROFILES]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -24,24 +27,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         target = Target.from_inventory(inventory.load(metafunc.config.getoption("--inventory"),
                                                       prefix=metafunc.config.getoption("--lab-prefix")))
         params = [(p, c, gw.name) for gw in target.gateways for p, c in CELLS]
-        metafunc.parametrize("ikev2_cell", params, ids=[f"{p}-via-{c}-to-{g}" for p, c, g in params])
+        metafunc.parametrize("ikev2_cell", params, ids=[f"{p.name}-via-{c}-to-{g}" for p, c, g in params])
 
 
 def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, cell):
-    profile_name, condition_text, gateway_name = ikev2_cell
+    profile, condition_text, gateway_name = ikev2_cell
     gateway = next(g for g in target.gateways if g.name == gateway_name)
-    profile = profiles.get(profile_name)
     condition = Condition.parse(condition_text)
-    expected = expect_ikev2(profile, condition, gateway.facts())
+    facts = gateway.facts()
+    expected = require_ikev2(profile, condition, facts)
+    predicted = predict_ikev2(profile, condition, facts)
 
     edge.apply(condition)
-    ike_target = probe.IkeTarget(
-        gateway=gateway.address, remote_id=gateway.identity, ca_pem=gateway.ca_file.read_bytes(),
-        cert_pem=gateway.client_cert_file.read_bytes(), key_pem=gateway.client_key_file.read_bytes(),
-        local_id=target.client.identity,
-        remote_ts=gateway.protected_subnets[0] if gateway.protected_subnets else "0.0.0.0/0")
-    result = probe.run_probe(target.client.vici, ike_target, profile, netns=target.client.netns,
-                             ping=gateway.ping_target, timeout=10.0)
+    result = probe.run_probe(target.client.vici, gateway.probe_target(target.client.identity), profile,
+                             netns=target.client.netns, ping=gateway.ping_target, timeout=10.0)
     observed = "connected" if result.connected else result.cause
 
     data = result.to_json()
@@ -52,7 +51,12 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, cell):
                                               f"{data['sizes']['IKE_SA_INIT_response']}",
         "IKE_AUTH request / response (B)": f"{data['sizes']['IKE_AUTH_request']} / "
                                            f"{data['sizes']['IKE_AUTH_response']}",
-        "predicted IKE_AUTH request / response (B)": f"{expected_sizes(gateway)}",
+        "predicted IKE_AUTH request / response (B)": f"{facts.ike_auth_request} / {facts.ike_auth_response}",
+        "IP packets for IKE_AUTH request / response at this MTU": ip_packets(data["sizes"], condition),
+        "gateway": f"{gateway.name} ({gateway.address}, variant {target.variant}: policy {gateway.crypto_policy}, "
+                   f"RFC 7383 {'on' if gateway.fragmentation else 'off'}, certificates "
+                   f"{gateway.certificate_profile})",
+        "client RFC 7383": "on" if profile.fragmentation else "off",
         "IKE proposal": result.proposal or "-",
         "ESP proposal": result.child_proposal or "-",
         "virtual IP": result.virtual_ip or "-",
@@ -64,13 +68,15 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, cell):
         evidence["detail"] = result.detail
     if result.reachability:
         evidence["differential test"] = result.reachability
-    verdict = cell.record(Verdict.compare(expected, observed, evidence, detail=result.detail))
+    verdict = cell.record(Verdict.compare(expected, observed, evidence, detail=result.detail, predicted=predicted))
     assert verdict.holds, verdict.reason
     if observed == "connected":
         # A tunnel that "connects" must have really negotiated and carried traffic.
         assert result.child_sa and result.proposal and (gateway.ping_target is None or result.ping_ok)
 
 
-def expected_sizes(gateway) -> str:
-    f = gateway.facts()
-    return f"{f.ike_auth_request} / {f.ike_auth_response}"
+def ip_packets(sizes: dict, condition: Condition) -> str:
+    mtu = condition.mtu if condition.kind == "mtu" else 1500
+    parts = [str(ip_fragments_needed(sizes[k], mtu)) if sizes.get(k) else "-"
+             for k in ("IKE_AUTH_request", "IKE_AUTH_response")]
+    return " / ".join(parts) + f" (MTU {mtu})"

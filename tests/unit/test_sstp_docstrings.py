@@ -19,6 +19,13 @@ MODULES = [
     "aovpn_lab.sstp.ppp.ipcp",
     "aovpn_lab.sstp.ppp.auth",
     "aovpn_lab.sstp.ppp.session",
+    "aovpn_lab.sstp.handshake",
+    "aovpn_lab.sstp.client",
+    "aovpn_lab.sstp.transport",
+    "aovpn_lab.sstp.probe",
+    "aovpn_lab.sstp.command",
+    "aovpn_lab.sstp.refserver",
+    "aovpn_lab.sstp.softether",
 ]
 
 

@@ -20,8 +20,18 @@ from typing import Any
 
 from .diagnose import CAUSES, Diagnosis, diagnose
 
-__all__ = ["diagnose", "Diagnosis", "CAUSES", "Capture", "capture_both", "DEFAULT_BPF",
-           "CaptureInputError", "CaptureMismatchError", "CaptureToolError", "trim_capture"]
+__all__ = [
+    "CAUSES",
+    "DEFAULT_BPF",
+    "Capture",
+    "CaptureInputError",
+    "CaptureMismatchError",
+    "CaptureToolError",
+    "Diagnosis",
+    "capture_both",
+    "diagnose",
+    "trim_capture",
+]
 
 _WHERE = {
     "Capture": "capture", "capture_both": "capture", "DEFAULT_BPF": "capture",

@@ -5,12 +5,13 @@
         run_the_failing_cell()
     diagnose(pair.client, pair.server)                      # doctest: +SKIP
 
-:class:`Capture` starts ``ip netns exec NS tcpdump -i IF -w PATH -U -s 0 -n -Z root --immediate-mode BPF``, returns
-only once tcpdump has printed "listening on" (the socket is open and filtering; packets
-sent after that are captured; ``--immediate-mode``, because with TPACKET_V3 packets wait in
-a ring block for up to a second and a stopped tcpdump never writes them), and on exit waits a moment for packets in flight, stops
-tcpdump by its PID (SIGTERM to the process group it leads, never by name), and waits
-until it has exited, i.e. until the file is flushed and complete. tcpdump's own counts
+:class:`Capture` starts ``ip netns exec NS tcpdump -i IF -w PATH -U -s 0 -n -Z root
+--immediate-mode BPF`` and returns only once tcpdump has printed "listening on" (the
+socket is open and filtering: packets sent after that are captured). ``--immediate-mode``
+matters: with TPACKET_V3, packets wait in a ring block for up to a second and a stopped
+tcpdump never writes them. On exit it waits a moment for packets in flight, stops tcpdump
+by its PID (SIGTERM to the process group it leads, never by name), and waits until it
+has exited, i.e. until the file is flushed and complete. tcpdump's own counts
 ("N packets captured / dropped by kernel") are kept on the object.
 """
 from __future__ import annotations
@@ -23,9 +24,10 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Self
 
 from .errors import CaptureToolError
 
@@ -82,7 +84,7 @@ class Capture:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    def start(self) -> "Capture":
+    def start(self) -> Self:
         if self.proc is not None:
             raise CaptureToolError(f"capture on {self.where} is already running")
         if shutil.which(self.tcpdump) is None and not os.path.exists(self.tcpdump):
@@ -159,7 +161,7 @@ class Capture:
                                    f"{self.stderr_text.strip().splitlines()[-1:] or 'no output'}")
         return self.stats
 
-    def __enter__(self) -> "Capture":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -18,7 +18,8 @@ import argparse
 import json
 import sys
 import textwrap
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 EXIT_ESTABLISHED = 0
 EXIT_NOT_ESTABLISHED = 1

@@ -66,6 +66,19 @@ The decision, exchange by exchange (IKE_SA_INIT rounds, then IKE_AUTH by message
        the SA's address/port pair after the last IKE_AUTH response also counts as
        established (it overrides 4).
 
+Result fields
+    ``established``, ``cause`` (one of :data:`CAUSES`), ``direction`` (where the loss
+    was seen, else None), ``uses_ip_fragmentation`` (some IKE message of the SA was
+    IP-fragmented in either capture, delivered or not: an established SA with this set
+    breaks behind any fragment-dropping firewall), ``uses_ike_fragmentation`` (RFC 7383
+    SKF payloads seen), ``reason``, ``alternatives`` (causes the captures cannot rule
+    out), ``advice``, ``auth_failure`` (``responder-refused`` / ``initiator-abandoned``),
+    and ``evidence``: per message and direction what the sender's capture shows vs the
+    other one (messages, transmissions/retransmits, datagrams, packets, IP fragments,
+    bytes, largest IP packet, IKE size, RFC 7383 fragments), the IKE_SA_INIT/IKE_AUTH
+    sizes (for RFC 7383 messages: the sum of the fragments' IKE lengths), endpoints as
+    seen in each capture (NAT), ESP counts, RFC 7383 advertisement, other SAs.
+
 Limits (honest ones)
     - Sizes are heuristics: an implementation that adds several notifies to an error
       answer can exceed 128 bytes (then 4 misses it); a response that is a successful
@@ -82,6 +95,7 @@ Limits (honest ones)
 from __future__ import annotations
 
 import os
+import struct
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,8 +108,16 @@ from .ikewire import EspRecord, IkeRecord, classify, exchange_name, notify_name
 from .packets import PROTO_UDP, Datagram, datagrams
 from .pcapfile import CaptureInfo, read_frames
 
-__all__ = ["diagnose", "Diagnosis", "CAUSES", "DIRECTIONS", "ERROR_SIZED_MAX", "ABANDON_WINDOW",
-           "load_capture", "CaptureSide"]
+__all__ = [
+    "ABANDON_WINDOW",
+    "CAUSES",
+    "DIRECTIONS",
+    "ERROR_SIZED_MAX",
+    "CaptureSide",
+    "Diagnosis",
+    "diagnose",
+    "load_capture",
+]
 
 I2R, R2I = "initiator-to-responder", "responder-to-initiator"
 DIRECTIONS = (I2R, R2I)
@@ -145,19 +167,25 @@ def load_capture(path: str | os.PathLike, role: str = "capture") -> CaptureSide:
     info = CaptureInfo(str(p))
     stats: dict[str, int] = {}
     side = CaptureSide(role, str(p), info, stats)
-    for d in datagrams(read_frames(p, info), stats):
-        if not d.has_first:
-            if d.proto == PROTO_UDP:
-                side.orphans.append(d)
-            continue
-        c = classify(d)
-        if isinstance(c, IkeRecord):
-            side.ike.append(c)
-            side.by_sa.setdefault(c.spi_i, []).append(c)
-        elif isinstance(c, EspRecord):
-            side.esp.append(c)
-        elif c == "keepalive":
-            side.keepalives += 1
+    try:
+        for d in datagrams(read_frames(p, info), stats):
+            if not d.has_first:
+                if d.proto == PROTO_UDP:
+                    side.orphans.append(d)
+                continue
+            c = classify(d)
+            if isinstance(c, IkeRecord):
+                side.ike.append(c)
+                side.by_sa.setdefault(c.spi_i, []).append(c)
+            elif isinstance(c, EspRecord):
+                side.esp.append(c)
+            elif c == "keepalive":
+                side.keepalives += 1
+    except CaptureInputError:
+        raise
+    except (ValueError, IndexError, struct.error, OverflowError) as exc:  # a decoder bug must not be a traceback
+        raise CaptureInputError(p, f"could not be decoded after packet {info.frames} ({type(exc).__name__}: {exc})",
+                                "report this capture as a bug of aovpn-lab") from None
     return side
 
 
@@ -245,20 +273,21 @@ class Message:
     exchange: int
     msg_id: int
     response: bool
+    by_initiator: bool = True      # the exchange was started by the IKE initiator
     client: Observed = field(default_factory=Observed)
     server: Observed = field(default_factory=Observed)
 
     @property
     def direction(self) -> str:
-        return R2I if self.response else I2R
+        return I2R if self.by_initiator != self.response else R2I
 
     @property
     def sent(self) -> Observed:
-        return self.server if self.response else self.client
+        return self.client if self.direction == I2R else self.server
 
     @property
     def seen(self) -> Observed:
-        return self.client if self.response else self.server
+        return self.server if self.direction == I2R else self.client
 
     @property
     def was_sent(self) -> bool:
@@ -301,10 +330,11 @@ class Message:
         return self.sent.ip_fragmented or self.seen.ip_fragmented
 
     def to_json(self) -> dict[str, Any]:
-        sender, receiver = ("server", "client") if self.response else ("client", "server")
+        sender, receiver = ("client", "server") if self.direction == I2R else ("server", "client")
         return {
             "exchange": exchange_name(self.exchange), "message_id": self.msg_id,
-            "message": "response" if self.response else "request", "direction": self.direction,
+            "message": "response" if self.response else "request",
+            "started_by": "initiator" if self.by_initiator else "responder", "direction": self.direction,
             "port": self.port, "sent": dict(self.sent.metrics(), capture=sender),
             "seen": dict(self.seen.metrics(), capture=receiver), "delivered": self.delivered,
         }
@@ -316,6 +346,7 @@ class Exchange:
     msg_id: int
     request: Message
     response: Message
+    by_initiator: bool = True
 
     @property
     def name(self) -> str:
@@ -356,43 +387,51 @@ def _variant(r: IkeRecord) -> bytes:
     return b"" if r.encrypted else r.fingerprint
 
 
+def _by_initiator(r: IkeRecord) -> bool:
+    """Was this message's exchange started by the IKE initiator? (each end numbers its own requests)"""
+    return r.from_initiator != r.is_response
+
+
 def _build_exchanges(client: list[IkeRecord], server: list[IkeRecord],
                      orphans: dict[str, list[Datagram]]) -> list[Exchange]:
     """Group both captures' records into exchanges; unencrypted retries become rounds."""
-    groups: dict[tuple[int, int, bool], dict[str, dict[bytes, list[IkeRecord]]]] = {}
+    groups: dict[tuple[int, int, bool, bool], dict[str, dict[bytes, list[IkeRecord]]]] = {}
     for side, recs in (("client", client), ("server", server)):
         for r in recs:
-            g = groups.setdefault((r.exchange, r.msg_id, r.is_response), {"client": {}, "server": {}})
+            key = (r.exchange, r.msg_id, r.is_response, _by_initiator(r))
+            g = groups.setdefault(key, {"client": {}, "server": {}})
             g[side].setdefault(_variant(r), []).append(r)
-    messages: dict[tuple[int, int, bool], list[Message]] = {}
+    messages: dict[tuple[int, int, bool, bool], list[Message]] = {}
     for key, g in groups.items():
-        exch, mid, resp = key
+        exch, mid, resp, by_init = key
         c, s = g["client"], g["server"]
         msgs: list[Message] = []
         if len(c) <= 1 and len(s) <= 1:  # one version each: match even if the bytes differ (snap length)
-            m = Message(exch, mid, resp)
+            m = Message(exch, mid, resp, by_init)
             m.client.records = next(iter(c.values()), [])
             m.server.records = next(iter(s.values()), [])
             msgs.append(m)
         else:
             for v in list(dict.fromkeys(list(c) + list(s))):
-                m = Message(exch, mid, resp)
+                m = Message(exch, mid, resp, by_init)
                 m.client.records, m.server.records = c.get(v, []), s.get(v, [])
                 msgs.append(m)
         for m in msgs:  # headless fragment groups on the receiving side, by IP identification
             sent_ids = {r.dgram.ident for r in m.sent.records if r.dgram.fragmented}
             if sent_ids:
-                m.seen.orphans = [o for o in orphans["client" if resp else "server"] if o.ident in sent_ids]
+                m.seen.orphans = [o for o in orphans["server" if m.direction == I2R else "client"]
+                                  if o.ident in sent_ids]
         msgs.sort(key=lambda m: min(t for t in (m.client.first_ts, m.server.first_ts) if t is not None)
                   if (m.client.records or m.server.records) else 0)
         messages[key] = msgs
 
     exchanges: list[Exchange] = []
-    for (exch, mid) in sorted({(k[0], k[1]) for k in messages}, key=lambda k: (k[1], k[0])):
-        reqs = messages.get((exch, mid, False), [])
-        resps = list(messages.get((exch, mid, True), []))
+    for (exch, mid, by_init) in sorted({(k[0], k[1], k[3]) for k in messages},
+                                       key=lambda k: (not k[2], k[1], k[0])):
+        reqs = messages.get((exch, mid, False, by_init), [])
+        resps = list(messages.get((exch, mid, True, by_init), []))
         if not reqs:
-            reqs = [Message(exch, mid, False)]
+            reqs = [Message(exch, mid, False, by_init)]
         paired: list[list[Message]] = [[] for _ in reqs]
         for resp in resps:  # a response belongs to the last request round sent before it
             idx = 0
@@ -404,12 +443,22 @@ def _build_exchanges(client: list[IkeRecord], server: list[IkeRecord],
                     break
             paired[idx].append(resp)
         for q, rs in zip(reqs, paired):
-            resp = rs[-1] if rs else Message(exch, mid, True)
+            resp = rs[-1] if rs else Message(exch, mid, True, by_init)
             for extra in rs[:-1]:  # two different answers to one request: keep both copies
                 resp.client.records = extra.client.records + resp.client.records
                 resp.server.records = extra.server.records + resp.server.records
-            exchanges.append(Exchange(exch, mid, q, resp))
+            exchanges.append(Exchange(exch, mid, q, resp, by_init))
+    exchanges.sort(key=_when)
     return exchanges
+
+
+def _when(ex: Exchange) -> float:
+    """Ordering key: the client's clock when it saw the exchange, else the server's."""
+    for side in ("client", "server"):
+        times = [t for m in (ex.request, ex.response) if (t := getattr(m, side).first_ts) is not None]
+        if times:
+            return min(times)
+    return float("inf")
 
 
 # --------------------------------------------------------------------------- verdict
@@ -429,12 +478,12 @@ class Verdict:
 
 
 def _port_works(sa_views: list[SaView], direction: str, port: int | None, exclude: Message) -> bool:
-    """Did any other unfragmented IKE datagram from the same end reach this UDP port?"""
+    """Did any other IKE message sent in this direction arrive whole on this responder port?"""
     for sa in sa_views:
         for m in sa.messages:
             if m is exclude or m.direction != direction or m.port != port:
                 continue
-            if any(r.dgram.complete and not r.dgram.fragmented for r in m.seen.records):
+            if any(r.dgram.complete for r in m.seen.records):
                 return True
     return False
 
@@ -470,7 +519,12 @@ def _loss(m: Message, all_sas: list[SaView]) -> Verdict:
                     f"{sent['ip_fragments']} fragments sent, {got} arrived")
         if not got and not works:
             v.alternatives = [blocked] if blocked != "no-response" else []
-            v.reason += (f"; nothing else ever arrived on UDP {port} either, so a blocked port would look the same")
+            v.reason += f"; nothing else sent this way ever arrived on UDP {port} either"
+            if _port_works(all_sas, I2R if m.direction == R2I else R2I, port, m):
+                way = "client to server" if m.direction == R2I else "server to client"
+                v.reason += f" (UDP {port} works from {way}, so only a one-way block would look the same)"
+            else:
+                v.reason += ", so a blocked port would look the same"
     else:
         v.reason = (f"{what} ({m.size} B, not fragmented) was sent {sent['transmissions']} time(s) to UDP "
                     f"{port} and never arrived")
@@ -508,12 +562,13 @@ def _judge(sa: SaView, all_sas: list[SaView], client: CaptureSide, server: Captu
     last_auth: Exchange | None = None
     init_ok = False
     for i, ex in enumerate(sa.exchanges):
-        if ex.exchange not in _CRITICAL:
+        if ex.exchange not in _CRITICAL or not ex.by_initiator:
             continue
         if ex.exchange == AUTH and not init_ok and not any(e.exchange == SA_INIT for e in sa.exchanges):
             init_ok = True  # the capture started after IKE_SA_INIT
         q, r = ex.request, ex.response
-        later_round = any(e.exchange == ex.exchange and e.msg_id == ex.msg_id for e in sa.exchanges[i + 1:])
+        later_round = any(e.exchange == ex.exchange and e.msg_id == ex.msg_id and e.by_initiator
+                          for e in sa.exchanges[i + 1:])
         if not q.was_sent and not q.delivered:
             continue  # neither capture has it whole: nothing to judge
         if not q.delivered:
@@ -574,7 +629,8 @@ def _judge(sa: SaView, all_sas: list[SaView], client: CaptureSide, server: Captu
             "AUTHENTICATION_FAILED, not IDr/AUTH/SA/TS) and the initiator did not continue"))
     # did the initiator abandon the SA right away?
     for ex in sa.exchanges:
-        if ex.exchange != INFORMATIONAL or ex.msg_id <= last_auth.msg_id or t_resp is None:
+        if ex.exchange != INFORMATIONAL or not ex.by_initiator or ex.msg_id <= last_auth.msg_id \
+                or t_resp is None:
             continue
         t = ex.request.client.first_ts
         if t is not None and 0 <= t - t_resp <= ABANDON_WINDOW:
@@ -591,42 +647,52 @@ def _judge(sa: SaView, all_sas: list[SaView], client: CaptureSide, server: Captu
 
 _ADVICE = {
     "ip-fragments-dropped": [
-        "Enable IKEv2 fragmentation (RFC 7383) on both ends: RRAS "
-        r"HKLM\SYSTEM\CurrentControlSet\Services\RemoteAccess\Parameters\Ikev2\EnableServerFragmentation = 1 "
-        "(DWORD) then restart RemoteAccess; Windows clients 1803+ support it (ProfileXML "
-        "DisableIKEv2Fragmentation false); strongSwan fragmentation=yes.",
+        ("Enable IKEv2 fragmentation (RFC 7383) on both ends: RRAS "
+         r"HKLM\SYSTEM\CurrentControlSet\Services\RemoteAccess\Parameters\Ikev2\EnableServerFragmentation = 1 "
+         "(DWORD) then restart RemoteAccess; Windows clients 1803+ support it (ProfileXML "
+         "DisableIKEv2Fragmentation false); strongSwan fragmentation=yes."),
         "Or let IP fragments through every firewall/NAT between client and server (UDP 500 and 4500).",
-        "Or make IKE_AUTH smaller: ECDSA instead of RSA-4096 certificates, a shorter chain (send fewer "
-        "intermediates), fewer certificate extensions.",
+        ("Or make IKE_AUTH smaller: ECDSA instead of RSA-4096 certificates, a shorter chain (send fewer "
+         "intermediates), fewer certificate extensions."),
     ],
     "ike-fragments-dropped": [
-        "Make the RFC 7383 fragment size smaller than the path MTU (strongSwan fragment_size, e.g. 1280 or "
-        "less); fragments carry DF and are dropped when too big.",
-        "Check the path for filters dropping large UDP 4500 datagrams, and that ICMP 'fragmentation needed' "
-        "reaches the sender.",
+        ("Make the RFC 7383 fragment size smaller than the path MTU (strongSwan fragment_size, e.g. 1280 or "
+         "less); fragments carry DF and are dropped when too big."),
+        ("Check the path for filters dropping large UDP 4500 datagrams, and that ICMP 'fragmentation needed' "
+         "reaches the sender."),
     ],
     "udp-500-blocked": ["Allow UDP 500 between client and server in both directions (IKE_SA_INIT)."],
-    "udp-4500-blocked": ["Allow UDP 4500 between client and server in both directions (NAT-T: IKE_AUTH and "
-                         "ESP-in-UDP). With a load balancer, UDP 500 and 4500 of one client must reach the same "
-                         "server."],
-    "no-proposal-chosen": ["Align the IKE proposals: the client's (VPNv2 CryptographySuite / "
-                           "Set-VpnConnectionIPsecConfiguration) and the server's (Set-VpnServerConfiguration "
-                           "-CustomPolicy), e.g. AES128/SHA256/DH group 14 or GCMAES128/ECP256."],
-    "auth-failed": ["Check the certificates: the server must trust the issuer of the client's certificate "
-                    "(and vice versa), EKUs, names (the server's subject/SAN = the name the client dials), "
-                    "validity and revocation; the responder's and client's logs name the reason."],
+    "udp-4500-blocked": [
+        ("Allow UDP 4500 between client and server in both directions (NAT-T: IKE_AUTH and ESP-in-UDP). "
+         "With a load balancer, UDP 500 and 4500 of one client must reach the same server."),
+    ],
+    "no-proposal-chosen": [
+        ("Align the IKE proposals: the client's (VPNv2 CryptographySuite / Set-VpnConnectionIPsecConfiguration) "
+         "and the server's (Set-VpnServerConfiguration -CustomPolicy), e.g. AES128/SHA256/DH group 14 or "
+         "GCMAES128/ECP256."),
+    ],
+    "auth-failed": [
+        ("Check the certificates: the server must trust the issuer of the client's certificate (and vice "
+         "versa), EKUs, names (the server's subject/SAN = the name the client dials), validity and "
+         "revocation; the responder's and client's logs name the reason."),
+    ],
     "auth-failed:responder-refused": [
-        "The server refused the client: it must trust the CA that issued the client's certificate (root and "
-        "intermediates), the certificate needs EKU Client Authentication, must be valid and not revoked (RRAS: "
-        "CRL checks per CertAuthFlags), and the identity must match the server's policy; for EAP, check NPS/RADIUS "
-        "(event log: RasClient 20227, NPS 6273)."],
+        ("The server refused the client: it must trust the CA that issued the client's certificate (root and "
+         "intermediates), the certificate needs EKU Client Authentication, must be valid and not revoked "
+         "(RRAS: CRL checks per CertAuthFlags), and the identity must match the server's policy; for EAP, "
+         "check NPS/RADIUS (event log: RasClient 20227, NPS 6273)."),
+    ],
     "auth-failed:initiator-abandoned": [
-        "The client refused the server: the client must trust the server certificate's root, the certificate "
-        "needs EKU Server Authentication (and IP security IKE intermediate), its subject/SAN must equal the name "
-        "the client dials, and it must be valid (Windows: error 13801 / 13806 / 0x800B0101)."],
-    "no-response": ["The responder got the request and stayed silent (or the initiator stopped): check that "
-                    "the IKE service is running and listening, its logs, and its limits (half-open SAs, "
-                    "per-source SA limits behind SNAT)."],
+        ("The client refused the server: the client must trust the server certificate's root, the "
+         "certificate needs EKU Server Authentication (and IP security IKE intermediate), its subject/SAN "
+         "must equal the name the client dials, and it must be valid (Windows: error 13801 / 13806 / "
+         "0x800B0101)."),
+    ],
+    "no-response": [
+        ("The responder got the request and stayed silent (or the initiator stopped): check that the IKE "
+         "service is running and listening, its logs, and its limits (half-open SAs, per-source SA limits "
+         "behind SNAT)."),
+    ],
 }
 
 
@@ -816,9 +882,12 @@ def diagnose(client_pcap: str | os.PathLike, server_pcap: str | os.PathLike) -> 
     """Compare a client capture and a server capture of the same IKEv2 attempt(s).
 
     Raises :class:`~aovpn_lab.capture.errors.CaptureInputError` for an unreadable, non-
-    pcap/pcapng, truncated or empty file, or a client capture without IKE, and
-    :class:`~aovpn_lab.capture.errors.CaptureMismatchError` when the two captures cannot
-    be of the same connection. See the module docstring for the rules.
+    pcap/pcapng, truncated or empty (0-byte) file, or a client capture without IKE, and
+    :class:`~aovpn_lab.capture.errors.CaptureMismatchError` when the client received IKE
+    answers for SAs of which the server capture holds none (wrong server, wrong time,
+    load balancer). A server capture with no packets, or only other clients' SAs, is
+    valid when the client never got an answer: that is what a blocked path looks like.
+    See the module docstring for the rules.
     """
     client = load_capture(client_pcap, "client")
     server = load_capture(server_pcap, "server")
@@ -876,9 +945,9 @@ def diagnose(client_pcap: str | os.PathLike, server_pcap: str | os.PathLike) -> 
         for alt in v.alternatives:
             advice += [a for a in _ADVICE.get(alt, []) if a not in advice]
     elif uses_ipf:
-        advice = ["It works here, but IKE relies on IP fragmentation: any firewall or NAT that drops "
-                  "fragments (hotel, guest and mobile networks often do) will break it (Windows error 809)."] \
-            + _ADVICE["ip-fragments-dropped"][:1] + _ADVICE["ip-fragments-dropped"][2:]
+        at_risk = ("It works here, but IKE relies on IP fragmentation: any firewall or NAT that drops "
+                   "fragments (hotel, guest and mobile networks often do) will break it (Windows error 809).")
+        advice = [at_risk, *_ADVICE["ip-fragments-dropped"][:1], *_ADVICE["ip-fragments-dropped"][2:]]
     others = [_sa_summary(s, verdicts[i]) for i, s in enumerate(views) if i != pick]
     return Diagnosis(
         established=v.established, cause=v.cause, direction=v.direction, uses_ip_fragmentation=uses_ipf,

@@ -19,8 +19,17 @@ from dataclasses import dataclass, field
 
 from .packets import PROTO_ESP, PROTO_UDP, Datagram
 
-__all__ = ["IkeRecord", "EspRecord", "classify", "EXCHANGES", "NOTIFY_NAMES", "IKE_PORT", "NATT_PORT",
-           "exchange_name", "notify_name"]
+__all__ = [
+    "EXCHANGES",
+    "IKE_PORT",
+    "NATT_PORT",
+    "NOTIFY_NAMES",
+    "EspRecord",
+    "IkeRecord",
+    "classify",
+    "exchange_name",
+    "notify_name",
+]
 
 IKE_PORT, NATT_PORT = 500, 4500
 HEADER = 28

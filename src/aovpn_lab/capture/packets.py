@@ -14,13 +14,21 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 from .pcapfile import Frame
 
-__all__ = ["IpPacket", "Datagram", "decode_ip", "Reassembler", "datagrams",
-           "LINKTYPES", "PROTO_UDP", "PROTO_ESP"]
+__all__ = [
+    "LINKTYPES",
+    "PROTO_ESP",
+    "PROTO_UDP",
+    "Datagram",
+    "IpPacket",
+    "Reassembler",
+    "datagrams",
+    "decode_ip",
+]
 
 PROTO_UDP = 17
 PROTO_ESP = 50
@@ -177,7 +185,7 @@ def decode_ip(frame: Frame) -> IpPacket | None:
 
 
 class _Pending:
-    __slots__ = ("key", "first_ts", "pieces", "end", "frame")
+    __slots__ = ("end", "first_ts", "frame", "key", "pieces")
 
     def __init__(self, key, pkt: IpPacket):
         self.key = key

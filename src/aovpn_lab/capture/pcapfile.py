@@ -20,13 +20,14 @@ import gzip
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from .errors import CaptureInputError
 
-__all__ = ["Frame", "CaptureInfo", "read_frames", "sniff_format", "MAX_RECORD"]
+__all__ = ["MAX_RECORD", "CaptureInfo", "Frame", "read_frames", "sniff_format"]
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
@@ -68,7 +69,7 @@ class CaptureInfo:
 
 def _open(path: Path) -> tuple[BinaryIO, bool]:
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 - returned to the caller, closed by it
     except FileNotFoundError:
         raise CaptureInputError(path, "no such file", "check the path of the capture") from None
     except IsADirectoryError:
@@ -256,7 +257,7 @@ def _pcapng(p: Path, f: BinaryIO) -> Iterator[Frame]:
             linktype, _res, snaplen = struct.unpack_from(endian + "HHI", body, 0)
             opts = _options(body[8:], endian)
             tick = 1e-6
-            if 9 in opts and opts[9]:
+            if opts.get(9):
                 v = opts[9][0]
                 tick = 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
             tsoff = struct.unpack(endian + "q", opts[14][:8])[0] if len(opts.get(14, b"")) >= 8 else 0

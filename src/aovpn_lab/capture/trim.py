@@ -20,7 +20,7 @@ from .errors import CaptureInputError
 from .packets import PROTO_ESP, PROTO_UDP, _l3, decode_ip
 from .pcapfile import Frame, read_frames
 
-__all__ = ["trim_capture", "keep_length"]
+__all__ = ["keep_length", "trim_capture"]
 
 ENCRYPTED_KEEP = ikewire.HEADER + 96
 
@@ -48,9 +48,9 @@ def keep_length(frame: Frame) -> int:
                 keep = base + 8 + 8  # ESP-in-UDP: SPI and sequence number
         elif ikewire.IKE_PORT in (sport, dport):
             ike_at = base + 8
-        if ike_at is not None and len(frame.data) >= ike_at + ikewire.HEADER:
-            if frame.data[ike_at + 16] in (ikewire.PT_SK, ikewire.PT_SKF):
-                keep = ike_at + ENCRYPTED_KEEP
+        if (ike_at is not None and len(frame.data) >= ike_at + ikewire.HEADER
+                and frame.data[ike_at + 16] in (ikewire.PT_SK, ikewire.PT_SKF)):
+            keep = ike_at + ENCRYPTED_KEEP
     return min(keep, len(frame.data))
 
 
@@ -65,7 +65,7 @@ def trim_capture(src: str | os.PathLike, dst: str | os.PathLike) -> dict[str, in
     for f in frames:
         keep = keep_length(f)
         sec = int(f.ts)
-        usec = int(round((f.ts - sec) * 1e6))
+        usec = round((f.ts - sec) * 1e6)
         if usec >= 1_000_000:
             sec, usec = sec + 1, usec - 1_000_000
         out += struct.pack("<IIII", sec, usec, keep, max(f.wirelen, len(f.data)))

@@ -20,6 +20,7 @@ from .base import ConditionDriver, interfaces_of
 from .model import Condition
 
 TABLE = "inet aovpn_edge"
+NAT_CHAIN = "ip aovpn_edge_nat postrouting"
 RC_MARK = "AOVPN_RC="
 
 RULES = {
@@ -32,7 +33,7 @@ RULES = {
 
 
 class LinuxNftDriver(ConditionDriver):
-    supports = frozenset(RULES) | {"open", "mtu"}
+    supports = frozenset(RULES) | {"open", "mtu", "nat"}
 
     def __init__(self, inventory, host):
         super().__init__(inventory, host)
@@ -83,10 +84,14 @@ class LinuxNftDriver(ConditionDriver):
 
     # -- conditions ------------------------------------------------------------
     def commands(self, condition: Condition) -> list[str]:
-        nft = [f"flush chain {TABLE} raw_prerouting", f"flush chain {TABLE} forward_filter"]
+        nft = [f"flush chain {TABLE} raw_prerouting", f"flush chain {TABLE} forward_filter",
+               f"flush chain {NAT_CHAIN}"]
         if condition.kind in RULES:
             chain, rule = RULES[condition.kind]
             nft.append(f"add rule {TABLE} {chain} {rule}")
+        if condition.kind == "nat":
+            nft += [f'add rule {NAT_CHAIN} oifname "{name}" masquerade'
+                    for name in interfaces_of(self.host, "outside")]
         nft.append(f"reset counters table {TABLE}")
         cmds = ["nft '" + "; ".join(nft) + "' >/dev/null"]
         cmds += self._route_commands(condition.mtu if condition.kind == "mtu" else None)

@@ -18,6 +18,7 @@ KINDS = {
     "block-udp-4500": "drop UDP to port 4500 (IKE NAT-T and ESP-in-UDP)",
     "block-esp": "drop IP protocol 50 (native ESP)",
     "block-tcp-443": "drop TCP to port 443 (SSTP and other TLS VPNs)",
+    "nat": "source NAT (masquerade) towards the gateway, as home and hotel routers do",
     "mtu": "limit the path MTU to N bytes (mtu:N)",
 }
 

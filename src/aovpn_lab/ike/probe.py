@@ -48,6 +48,7 @@ class IkeTarget:
     key_pem: bytes
     local_id: str | None = None
     remote_ts: str = "0.0.0.0/0"
+    chain_pem: bytes = b""   # intermediate CA certificates sent with the client's certificate
 
     def __repr__(self) -> str:
         return f"IkeTarget(gateway={self.gateway!r}, remote_id={self.remote_id!r}, local_id={self.local_id!r})"
@@ -132,6 +133,9 @@ def run_probe(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, 
     with ViciSession(vici_path, timeout=timeout + 5) as s:
         s.terminate(name)  # a leftover from an interrupted run would confuse the result
         s.load_cert(target.ca_pem, flag="CA")
+        # charon sends the intermediates it holds (send_cert = always): load each as a CA certificate.
+        for pem in split_pem(target.chain_pem):
+            s.load_cert(pem, flag="CA")
         s.load_key(target.key_pem)
         s.load_conn(name, connection_config(target, profile))
         began = time.monotonic()
@@ -242,6 +246,11 @@ def ping_through(addr: str, netns: str | None, count: int = 1, wait: float = 1.0
     return subprocess.run(argv, capture_output=True, timeout=count * wait + 5).returncode == 0
 
 
+def split_pem(data: bytes) -> list[bytes]:
+    marker = b"-----END CERTIFICATE-----"
+    return [part.strip() + b"\n" + marker + b"\n" for part in data.split(marker)[:-1] if b"BEGIN" in part]
+
+
 def read_pem(path: str, what: str) -> bytes:
     try:
         data = Path(path).read_bytes()
@@ -257,7 +266,8 @@ def probe_from_cli(args: Any) -> ProbeResult:
     target = IkeTarget(gateway=args.gateway, remote_id=args.remote_id, ca_pem=read_pem(args.ca, "CA certificate"),
                        cert_pem=read_pem(args.cert, "client certificate"),
                        key_pem=read_pem(args.key, "private key"), local_id=args.local_id,
-                       remote_ts=args.remote_ts)
+                       remote_ts=args.remote_ts,
+                       chain_pem=read_pem(args.chain, "intermediate CA certificates") if args.chain else b"")
     profile = profiles.get(args.profile)
     with PrivateCharon() as charon:
         return run_probe(charon.vici, target, profile, ping=args.ping, timeout=args.timeout)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import variants
 from ..errors import LabError, PreflightError
 from ..inventory import Inventory, LabSpec
 from . import playbook
@@ -85,12 +86,15 @@ def _check_management_network(spec: LabSpec) -> None:
                                  hint="set lab_management.network in the inventory's group_vars/all.yml")
 
 
-def up(inv: Inventory, *, quiet: bool = False) -> dict[str, Any]:
+def up(inv: Inventory, *, quiet: bool = False, variant: str | None = None) -> dict[str, Any]:
     spec = spec_of(inv)
+    chosen = variants.get(variant)
     preflight(spec)
     began = time.monotonic()
     try:
-        result = playbook.run("lab-up.yml", inv.path, {"lab_prefix": spec.prefix}, quiet=quiet)
+        result = playbook.run("lab-up.yml", inv.path, {"lab_prefix": spec.prefix, "gateway_variant": chosen.name},
+                              quiet=quiet)
+        variants.record(spec.state_dir, chosen)
     except BaseException:
         # LabError, Ctrl-C, anything: leave nothing half-created behind.
         try:
@@ -98,7 +102,7 @@ def up(inv: Inventory, *, quiet: bool = False) -> dict[str, Any]:
         except Exception:
             pass
         raise
-    return {"prefix": spec.prefix, "seconds": round(time.monotonic() - began, 2),
+    return {"prefix": spec.prefix, "variant": chosen.name, "seconds": round(time.monotonic() - began, 2),
             "changed": sum(1 for t in result.tasks if t.status == "changed")}
 
 
@@ -133,7 +137,8 @@ def status(inv: Inventory) -> dict[str, Any]:
             entry["ruleset"] = listed.returncode == 0
         hosts[name] = entry
     services_up = all(v for h in hosts.values() for k, v in h.items() if isinstance(v, bool))
-    return {"prefix": spec.prefix, "state_dir": str(spec.state_dir), "up": services_up, "hosts": hosts}
+    return {"prefix": spec.prefix, "state_dir": str(spec.state_dir), "up": services_up,
+            "variant": variants.provisioned(spec.state_dir).name if services_up else None, "hosts": hosts}
 
 
 def _pid_alive(pidfile: Path) -> bool:

@@ -125,10 +125,11 @@ class Failed:
 
 @dataclass(frozen=True)
 class Closed:
-    """The call ended cleanly: CALL_DISCONNECT answered (by either side)."""
+    """The call is over; ``clean`` when CALL_DISCONNECT was answered (by either side)."""
 
     reason: str
     by_server: bool
+    clean: bool = False
 
 
 Event = HttpAnswered | ConnectAcked | CallConnectedSent | EchoAnswered | Failed | Closed | PppEvent
@@ -270,7 +271,7 @@ class SstpClient:
             return ClientOutput()
         if self.state in (ClientState.START, ClientState.HTTP_SENT):
             self.state = ClientState.CLOSED
-            return ClientOutput(events=[Closed(reason, False)])
+            return ClientOutput(events=[Closed(f"{reason}: no SSTP call yet, TLS closed", False)])
         if self.state is ClientState.CONNECT_REQUEST_SENT or self.ppp.phase in (Phase.DEAD,
                                                                                Phase.TERMINATE):
             return self._send_disconnect()
@@ -340,7 +341,7 @@ class SstpClient:
         if kind == MessageType.CALL_DISCONNECT_ACK:
             if self.state is ClientState.DISCONNECT_SENT:
                 self.state = ClientState.CLOSED
-                return ClientOutput(events=[Closed("CALL_DISCONNECT acknowledged", False)],
+                return ClientOutput(events=[Closed("CALL_DISCONNECT acknowledged", False, True)],
                                     timers=[StopTimer(DISCONNECT_TIMER)])
             return ClientOutput()
         return self._fail("protocol-error",
@@ -389,6 +390,9 @@ class SstpClient:
         if self.state in (ClientState.PPP_TERMINATING, ClientState.DISCONNECT_SENT):
             self.state = ClientState.CLOSED
             return ClientOutput(events=[Closed(f"server aborted ({statuses})", True)])
+        if self.state is ClientState.PPP and self.ppp.phase is Phase.AUTHENTICATE:
+            return self._fail("auth-failed", f"server sent CALL_ABORT during authentication "
+                              f"({statuses})")
         return self._fail("protocol-error", f"server sent CALL_ABORT ({statuses}) in "
                           f"state '{self.state.value}'")
 
@@ -397,7 +401,7 @@ class SstpClient:
         out = ClientOutput(data=[bytes(messages.call_disconnect_ack())])
         if self.state in (ClientState.PPP_TERMINATING, ClientState.DISCONNECT_SENT):
             self.state = ClientState.CLOSED
-            return out.extend(ClientOutput(events=[Closed("server disconnected too", True)],
+            return out.extend(ClientOutput(events=[Closed("server disconnected too", True, True)],
                                            timers=[StopTimer(DISCONNECT_TIMER)]))
         if self.state is ClientState.CALL_CONNECTED:
             failure = self._fail("crypto-binding-rejected",

@@ -13,6 +13,15 @@ evidence: TLS version and cipher, certificate hashes, per-phase timings, a trace
     >>> result.connected, result.cause, result.ip, result.ping_ok     # doctest: +SKIP
     (True, 'none', '198.19.2.10', True)
 
+A failed attempt reads like this (``to_json()`` gives the same as a dict)::
+
+    >>> r = SstpProbeResult(connected=False, cause="tcp-443-blocked", server="203.0.113.201",
+    ...                     port=443, elapsed_ms=2003, auth="mschapv2",
+    ...                     detail="no answer to TCP SYN to 203.0.113.201:443 within 2 s")
+    >>> print(r.summary())
+    SSTP to 203.0.113.201:443: FAILED, cause tcp-443-blocked in 2003 ms
+      no answer to TCP SYN to 203.0.113.201:443 within 2 s
+
 Every wait is bounded: one deadline (``timeout``) covers the whole attempt up to the
 tunnel test, and the goodbye (LCP Terminate, CALL_DISCONNECT/ACK) gets at most
 ``DISCONNECT_GRACE`` seconds more. The password never leaves the PPP layer: it is not in
@@ -21,7 +30,6 @@ the result, its repr or the trace.
 from __future__ import annotations
 
 import os
-import socket
 import ssl
 import time
 from dataclasses import asdict, dataclass, field
@@ -248,7 +256,6 @@ def _session(conn, result: SstpProbeResult, clock: _Clock, deadline: float, user
                   "next": 0.0}
     connected_at: float | None = None
     grace_deadline: float | None = None  # once ending, a bounded wait for the goodbye
-    sstp_began = time.monotonic()
 
     def send(out) -> None:
         for timer in out.timers:
@@ -269,7 +276,11 @@ def _session(conn, result: SstpProbeResult, clock: _Clock, deadline: float, user
             grace_deadline = min(time.monotonic() + DISCONNECT_GRACE, deadline + DISCONNECT_GRACE)
             clock.begin("disconnect")
             clock.log(f"disconnecting: {reason}")
-            send(client.disconnect(reason))
+            try:
+                send(client.disconnect(reason))
+            except (ssl.SSLError, OSError) as exc:  # the peer is gone: nothing to wait for
+                clock.log(f"goodbye not sent ({exc.__class__.__name__})")
+                grace_deadline = time.monotonic()
 
     def send_ping() -> None:
         from scapy.layers.inet import ICMP, IP
@@ -286,14 +297,14 @@ def _session(conn, result: SstpProbeResult, clock: _Clock, deadline: float, user
         from scapy.layers.inet import ICMP, IP
         try:
             packet = IP(payload)
-        except Exception:  # scapy dissection of arbitrary bytes; evidence only
+        except Exception:  # noqa: BLE001 - scapy on arbitrary bytes; evidence only
             clock.log(f"undecodable IP datagram ({len(payload)} bytes)")
             return
         if (ping and result.ping_ok is None and packet.haslayer(ICMP) and packet.src == ping
                 and packet[ICMP].type == 0 and packet[ICMP].id == ping_state["id"]):
             result.ping_ok = True
             result.ping_ms = int((time.monotonic() - ping_state["sent_at"]) * 1000)
-            result.connect_to_ping_ms = int((time.monotonic() - sstp_began) * 1000)
+            result.connect_to_ping_ms = clock.now_ms()
             clock.end("ping")
             clock.log(f"ICMP echo reply from {packet.src} (seq {packet[ICMP].seq})")
             result.connected, result.cause = True, "none"
@@ -333,7 +344,7 @@ def _session(conn, result: SstpProbeResult, clock: _Clock, deadline: float, user
         elif isinstance(event, IpAssigned):
             result.ip, result.peer_ip = event.address, event.peer_address or ""
             result.dns = list(event.dns_servers)
-            result.connect_to_ip_ms = int((time.monotonic() - sstp_began) * 1000)
+            result.connect_to_ip_ms = clock.now_ms()
             clock.end("ipcp")
             clock.log(f"IPCP: address {event.address}, peer {event.peer_address}")
             connected_at = time.monotonic()
@@ -357,7 +368,8 @@ def _session(conn, result: SstpProbeResult, clock: _Clock, deadline: float, user
                 finish(event.cause)
         elif isinstance(event, Closed):
             clock.end("disconnect", ok=True)
-            result.disconnect = ("clean: " if not event.by_server else "by the server: ") + event.reason
+            result.disconnect = ("clean" if event.clean else "unclean") + (
+                " (server)" if event.by_server else "") + f": {event.reason}"
             clock.log(f"call closed: {event.reason}")
 
     clock.begin("http")
@@ -396,16 +408,14 @@ def _session(conn, result: SstpProbeResult, clock: _Clock, deadline: float, user
                 clock.log(result.detail)
                 finish("deadline")
                 continue
-            waits = [deadline, *timers.values()]
-            if grace_deadline is not None:
-                waits.append(grace_deadline)
+            waits = [*timers.values(), deadline if grace_deadline is None else grace_deadline]
             if ping and client.state is ClientState.RUNNING and result.ping_ok is None:
                 waits.append(ping_state["next"])
             wait = max(min(waits) - time.monotonic(), 0.001)
             sock.settimeout(wait)
             try:
                 data = sock.recv(65536)
-            except (socket.timeout, ssl.SSLWantReadError):
+            except (TimeoutError, ssl.SSLWantReadError):
                 continue
             except (ssl.SSLError, OSError) as exc:
                 send(client.connection_lost(f"the connection failed ({exc.__class__.__name__}: "
@@ -424,6 +434,9 @@ def _session(conn, result: SstpProbeResult, clock: _Clock, deadline: float, user
     except SstpProtocolError as exc:
         handle(Failed("protocol-error", str(exc), client.phase))
     clock.fail_open()
+    if not result.connected and not result.failed_phase:
+        result.failed_phase = client.phase
+        result.detail = result.detail or f"the attempt ended in phase {client.phase} without a result"
     result.echo_requests = client.echo_requests
     if result.connected and connected_at is not None and not result.disconnect:
         result.disconnect = "connection closed without CALL_DISCONNECT_ACK"

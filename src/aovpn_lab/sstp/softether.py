@@ -56,6 +56,7 @@ import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -163,7 +164,7 @@ def _sha256(path: Path) -> str:
 def installed_version() -> str:
     try:
         res = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", PACKAGE],
-                             capture_output=True, text=True, timeout=10)
+                             capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return res.stdout.strip() or "not installed"
@@ -189,17 +190,23 @@ def patch_bytes(original: bytes) -> bytes:
 
 
 def prepare_binary(directory: Path, *, source: Path = SYSTEM_BINARY,
-                   hamcore: Path = SYSTEM_HAMCORE) -> PreparedBinary:
-    """Patched ``vpnserver`` + ``hamcore.se2`` in ``directory``; idempotent."""
+                   hamcore: Path = SYSTEM_HAMCORE, patch: bool = True) -> PreparedBinary:
+    """Patched ``vpnserver`` + ``hamcore.se2`` in ``directory``; idempotent.
+
+    ``patch=False`` copies the verified original unchanged: only for showing the bug.
+    """
     directory = Path(directory)
+    wanted = PATCHED_SHA256 if patch else ORIGINAL_SHA256
     target = directory / "vpnserver"
     if not source.exists():
         raise SoftEtherError(f"{source} does not exist",
                              hint="apt-get install --no-install-recommends softether-vpnserver")
     directory.mkdir(parents=True, exist_ok=True)
     changed = False
-    if not (target.exists() and _sha256(target) == PATCHED_SHA256):
+    if not (target.exists() and _sha256(target) == wanted):
         patched = patch_bytes(source.read_bytes())
+        if not patch:
+            patched = source.read_bytes()
         tmp = target.with_suffix(".tmp")
         with open(tmp, "wb") as handle:
             handle.write(patched)
@@ -208,7 +215,7 @@ def prepare_binary(directory: Path, *, source: Path = SYSTEM_BINARY,
         os.chmod(tmp, 0o755)
         os.replace(tmp, target)
         changed = True
-        if _sha256(target) != PATCHED_SHA256:
+        if _sha256(target) != wanted:
             raise SoftEtherError(f"{target} does not verify after writing it",
                                  hint="check the disk holding the lab state folder")
     hamcore_target = directory / "hamcore.se2"
@@ -216,7 +223,7 @@ def prepare_binary(directory: Path, *, source: Path = SYSTEM_BINARY,
     if not hamcore_target.exists() or hamcore_target.stat().st_size != real_hamcore.stat().st_size:
         shutil.copyfile(real_hamcore, hamcore_target)
         changed = True
-    return PreparedBinary(directory, target, PATCHED_SHA256, ORIGINAL_SHA256, changed)
+    return PreparedBinary(directory, target, wanted, ORIGINAL_SHA256, changed)
 
 
 def assemble_patch(workdir: Path | None = None) -> bytes:
@@ -277,7 +284,7 @@ def parse_cfg(text: str) -> CfgFolder:
     pending: str | None = None
     for number, raw in enumerate(text.lstrip("\ufeff").splitlines(), 1):
         line = raw.strip()
-        if not line or line.startswith("#") or line.startswith("//"):
+        if not line or line.startswith(("#", "//")):
             continue
         if line.startswith("declare "):
             pending = line.split(None, 1)[1]
@@ -396,6 +403,38 @@ uint STORM_DISCARD_VALUE_START 3
 """
 
 
+def sha0(data: bytes) -> bytes:
+    """SHA-0 (FIPS 180, 1993): how SoftEther stores the admin password (``HashedPassword``).
+
+    SHA-1 without the one-bit rotation in the message schedule; hashlib has no SHA-0.
+    Checked against this build: "" -> +WzqGYrR3VYXrAhKPZLGEHcIwO8=.
+    """
+    state = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0]
+    length = len(data) * 8
+    data += b"\x80" + b"\x00" * ((55 - len(data)) % 64) + struct.pack(">Q", length)
+
+    def rol(x: int, n: int) -> int:
+        return ((x << n) | (x >> (32 - n))) & 0xFFFFFFFF
+
+    for offset in range(0, len(data), 64):
+        w = list(struct.unpack(">16I", data[offset:offset + 64]))
+        for i in range(16, 80):
+            w.append(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16])  # SHA-1 would rotate here
+        a, b, c, d, e = state
+        for i in range(80):
+            if i < 20:
+                f, k = (b & c) | (~b & d), 0x5A827999
+            elif i < 40:
+                f, k = b ^ c ^ d, 0x6ED9EBA1
+            elif i < 60:
+                f, k = (b & c) | (b & d) | (c & d), 0x8F1BBCDC
+            else:
+                f, k = b ^ c ^ d, 0xCA62C1D6
+            a, b, c, d, e = (rol(a, 5) + f + e + k + w[i]) & 0xFFFFFFFF, a, rol(b, 30), c, d
+        state = [(x + y) & 0xFFFFFFFF for x, y in zip(state, (a, b, c, d, e))]
+    return struct.pack(">5I", *state)
+
+
 def _defaults(folder: CfgFolder, table: str) -> None:
     for line in table.splitlines():
         kind, name, value = line.split(None, 2)
@@ -403,8 +442,9 @@ def _defaults(folder: CfgFolder, table: str) -> None:
 
 
 def apply_server_settings(text: str | None, *, cert_der: bytes, key_der: bytes,
-                          ports: list[int]) -> str:
-    """What vpncmd cannot set: certificate (any key type), listeners, phone-home off."""
+                          ports: list[int], admin_password: str | None = None) -> str:
+    """What vpncmd cannot set: certificate (any key type), listeners, phone-home off;
+    and the admin password, so that the admin port is never open without one."""
     import base64
 
     root = parse_cfg(text) if text else CfgFolder("")
@@ -429,6 +469,8 @@ def apply_server_settings(text: str | None, *, cert_der: bytes, key_der: bytes,
     server.set("string", "PortsUDP", "$")  # no UDP listeners (OpenVPN/IPsec stay off)
     server.set("byte", "ServerCert", base64.b64encode(cert_der).decode())
     server.set("byte", "ServerKey", base64.b64encode(key_der).decode())
+    if admin_password is not None:
+        server.set("byte", "HashedPassword", base64.b64encode(sha0(admin_password.encode())).decode())
     return write_cfg(root)
 
 
@@ -564,8 +606,8 @@ def vpncmd_batch(settings: SoftEtherSettings, admin_password: str) -> list[Comma
     s = settings
     hub_password = hashlib.sha256(("hub:" + admin_password).encode()).hexdigest()[:32]
     psk = hashlib.sha256(("psk:" + admin_password).encode()).hexdigest()[:9]
+    # The admin password itself is in vpn_server.config (HashedPassword) before start.
     commands = [
-        Command(f"ServerPasswordSet {admin_password}"),
         Command(f"HubCreate {s.hub} /PASSWORD:{hub_password}", frozenset({57})),  # exists
         Command(f"Hub {s.hub}"),
     ]
@@ -680,9 +722,11 @@ def _is_zombie(pid: int) -> bool:
 class SoftEtherInstance:
     """One vpnserver in one network namespace, all state under ``state_dir``."""
 
-    def __init__(self, state_dir: Path | str, netns: str | None = None) -> None:
+    def __init__(self, state_dir: Path | str, netns: str | None = None, *,
+                 patched: bool = True) -> None:
         self.state_dir = Path(state_dir).resolve()
         self._netns = netns
+        self.patched = patched  # False only to demonstrate the unpatched build's silence
 
     # -- paths and recorded state ----------------------------------------------------
 
@@ -761,11 +805,11 @@ class SoftEtherInstance:
         os.chmod(self.state_dir, 0o700)
         for key in MOUNTS:
             self.folder(key).mkdir(exist_ok=True)
-        prepared = prepare_binary(self.bin_dir)
+        prepared = prepare_binary(self.bin_dir, patch=self.patched)
         cert_der, key_der, chain_der = load_pem_pair(cert_pem, key_pem, chain_pem)
         server_digest = hashlib.sha256(
             cert_der + key_der + b"".join(chain_der)
-            + json.dumps([settings.port, settings.admin_port]).encode()
+            + json.dumps([netns, settings.port, settings.admin_port]).encode()
         ).hexdigest()
         state = self.recorded() or {}
         changed = prepared.changed
@@ -774,18 +818,18 @@ class SoftEtherInstance:
             self.down()
             restarted = True
         start_ms = None
+        admin = self.admin_password()
         if not self.is_running():
             self._stop_leftovers()
             text = self.config_path.read_text(encoding="utf-8-sig") if self.config_path.exists() else None
             self.config_path.write_text(apply_server_settings(
                 text, cert_der=cert_der, key_der=key_der,
-                ports=[settings.port, settings.admin_port]), encoding="utf-8")
+                ports=[settings.port, settings.admin_port], admin_password=admin), encoding="utf-8")
             os.chmod(self.config_path, 0o600)
             write_chain(self.folder("lib"), chain_der)
             start_ms = self._start(netns, settings, start_timeout)
             changed = True
             state = self.recorded() or {}
-        admin = self.admin_password()
         configure_began = time.monotonic()
         self._vpncmd(vpncmd_batch(settings, admin), admin, list(settings.users.values()),
                      port=settings.admin_port)
@@ -844,16 +888,13 @@ class SoftEtherInstance:
             if _tcp_open(netns, "127.0.0.1", port, 0.3):
                 raise SoftEtherError(f"TCP port {port} in namespace {netns} is already in use",
                                      hint="stop whatever listens there, or choose --port")
-        log = open(self.state_dir / "vpnserver.out", "ab")
         began = time.monotonic()
-        try:
+        with open(self.state_dir / "vpnserver.out", "ab") as log:
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", netns, "unshare", "--mount", "--propagation", "private",
                  "sh", "-c", self._mount_script()],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, close_fds=True)
-        finally:
-            log.close()
         watchdog = None
         worker = None
         deadline = began + timeout
@@ -929,7 +970,7 @@ class SoftEtherInstance:
         try:
             # The admin password goes to the prompt on stdin, never on a command line.
             res = subprocess.run(argv, input=admin + "\n", capture_output=True, text=True,
-                                 timeout=timeout)
+                                 timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
             raise SoftEtherError(f"vpncmd did not finish within {timeout:g} s",
                                  hint="is the admin password in admin.secret still the server's?")

@@ -69,8 +69,8 @@ class CertificateInfo:
                 info.san = tuple(names)
             except x509.ExtensionNotFound:
                 pass
-        except Exception:  # evidence only; the hashes above are what matters
-            pass
+        except ValueError:  # unparsable: evidence only, the hashes above are what matters
+            info.subject = "(unparsable certificate)"
         return info
 
     def to_json(self) -> dict:
@@ -118,7 +118,7 @@ def open_tcp(host: str, port: int, timeout: float) -> tuple[socket.socket, int]:
     began = time.monotonic()
     try:
         sock = socket.create_connection((host, port), timeout=max(timeout, 0.01))
-    except socket.timeout:
+    except TimeoutError:
         raise TransportFailure(
             "tcp-443-blocked", f"no answer to TCP SYN to {host}:{port} within {timeout:g} s "
             "(dropped by a firewall, or nothing routes there)", "tcp",
@@ -164,7 +164,7 @@ def open_tls(host: str, port: int = 443, *, ca_file: str | None = None, sni: str
             "cert-untrusted", f"certificate verification failed for {server_name!r}: {reason} "
             f"(OpenSSL code {exc.verify_code}){seen}", "tls", elapsed_ms=_ms(began),
             evidence=evidence) from None
-    except socket.timeout:
+    except TimeoutError:
         raw.close()
         raise TransportFailure("tls-failed", f"TLS handshake did not finish within {timeout:g} s",
                                "tls", elapsed_ms=_ms(began)) from None

@@ -1,0 +1,34 @@
+"""Which rules does the path between a VPN client and its gateway enforce?
+
+    report = scan_path("client-ns", "203.0.113.10",
+                       far_end_netns="gw-ns", far_end_interface="eth0")   # doctest: +SKIP
+    print(report.render_text()); report.to_json()                        # doctest: +SKIP
+
+Modules: :mod:`~aovpn_lab.pathscan.probes` (tagged probes: IKE on UDP 500/4500, TCP SYN
+443, native ESP, L2TP on 1701, self-fragmented UDP 4500 datagrams),
+:mod:`~aovpn_lab.pathscan.evidence` (arrival from the far-end capture),
+:mod:`~aovpn_lab.pathscan.scan` (:func:`scan_path`, :class:`PathReport`, findings),
+:mod:`~aovpn_lab.pathscan.command` (``aovpn-lab scan``).
+"""
+from __future__ import annotations
+
+from .probes import DEFAULT_CHECKS, DEFAULT_FRAGMENT_SIZES
+from .scan import (
+           CheckResult,
+           Finding,
+           PathReport,
+           PathScanError,
+           derive_findings,
+           scan_path,
+)
+
+__all__ = [
+           "DEFAULT_CHECKS",
+           "DEFAULT_FRAGMENT_SIZES",
+           "CheckResult",
+           "Finding",
+           "PathReport",
+           "PathScanError",
+           "derive_findings",
+           "scan_path",
+]

@@ -1,0 +1,222 @@
+"""Did a probe arrive? Read the far-end capture and match packets to probes.
+
+The capture is reduced to :class:`Seen` records (one per captured IPv4 packet,
+fragment or not).  Packets are grouped into datagrams by (src, dst, protocol,
+IP identification) for fragments, one group per packet otherwise.  A group
+belongs to a probe when
+
+* its first fragment carries the probe's ``head`` bytes at ``head_offset`` of
+  the transport payload (IKE SPI, ESP SPI+sequence, TCP port+sequence), or
+* any fragment carries the probe's ``tag`` (L2TP host name, padding of the
+  fragmented IKE probes: also found in non-first fragments), or
+* it uses the probe's own IP identification and the client's source address
+  (catches a lone short last fragment).
+
+Groups sent by the gateway side (an echo of a probe carries its tags too) are
+skipped: their source is the gateway or an address a probe was seen going to,
+or their first fragment is not addressed to the probed port.
+
+A probe *arrived* when one of its groups is complete: every byte from offset 0
+to the end of the last fragment was captured.  ``fragments_arrived`` counts the
+distinct fragments captured (more than were sent when a hop re-fragmented).
+"""
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .probes import PROTO_TCP, Probe
+
+__all__ = ["Arrival", "Seen", "match_arrivals", "parse_ipv4", "read_capture"]
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One IPv4 packet seen at the far end."""
+
+    src: str
+    dst: str
+    proto: int
+    ident: int
+    offset: int            # fragment offset in bytes
+    more: bool             # MF flag
+    payload: bytes         # bytes after the IP header (as captured)
+    payload_len: int       # length according to the IP header
+    ts: float = 0.0
+
+    @property
+    def is_fragment(self) -> bool:
+        return self.more or self.offset > 0
+
+
+@dataclass
+class Arrival:
+    arrived: bool = False
+    fragments_arrived: int = 0
+    complete_groups: int = 0
+    dst: str | None = None
+    dport: int | None = None
+    first_ts: float | None = None
+    offsets: list[int] = field(default_factory=list)
+
+
+def parse_ipv4(d: bytes, ts: float = 0.0) -> Seen | None:
+    if len(d) < 20 or d[0] >> 4 != 4:
+        return None
+    ihl = (d[0] & 0x0F) * 4
+    if ihl < 20 or len(d) < ihl:
+        return None
+    total, ident, ff = struct.unpack_from("!HHH", d, 2)
+    if total < ihl:
+        total = len(d)
+    return Seen(socket.inet_ntoa(d[12:16]), socket.inet_ntoa(d[16:20]), d[9], ident,
+                (ff & 0x1FFF) * 8, bool(ff & 0x2000), bytes(d[ihl:total]), total - ihl, ts)
+
+
+def _l3(linktype: int, d: bytes) -> bytes | None:
+    if linktype == 1:  # Ethernet (+ VLAN tags)
+        off = 12
+        while len(d) >= off + 2:
+            et = struct.unpack_from("!H", d, off)[0]
+            if et in (0x8100, 0x88A8, 0x9100):
+                off += 4
+                continue
+            return d[off + 2:] if et == 0x0800 else None
+        return None
+    if linktype == 113:  # Linux cooked v1
+        return d[16:] if len(d) >= 16 and struct.unpack_from("!H", d, 14)[0] == 0x0800 else None
+    if linktype == 276:  # Linux cooked v2
+        return d[20:] if len(d) >= 20 and struct.unpack_from("!H", d, 0)[0] == 0x0800 else None
+    if linktype in (12, 14, 101, 228):  # raw IP
+        return d
+    return None
+
+
+def read_capture(path) -> list[Seen]:
+    """IPv4 packets of a pcap/pcapng file (tcpdump -w)."""
+    from scapy.utils import RawPcapReader
+
+    out: list[Seen] = []
+    with RawPcapReader(str(path)) as reader:
+        lt = getattr(reader, "linktype", 1)
+        for data, meta in reader:
+            l3 = _l3(lt, data)
+            if l3 is None:
+                continue
+            ts = float(getattr(meta, "sec", 0) or 0) + float(getattr(meta, "usec", 0) or 0) / 1e6
+            s = parse_ipv4(l3, ts)
+            if s is not None:
+                out.append(s)
+    return out
+
+
+class _Group:
+    __slots__ = ("end", "pieces")
+
+    def __init__(self):
+        self.pieces: dict[int, Seen] = {}
+        self.end: int | None = None
+
+    def add(self, s: Seen) -> None:
+        self.pieces.setdefault(s.offset, s)
+        if not s.more:
+            self.end = s.offset + s.payload_len
+
+    @property
+    def first(self) -> Seen | None:
+        return self.pieces.get(0)
+
+    def complete(self) -> bool:
+        if self.end is None or 0 not in self.pieces:
+            return False
+        pos = 0
+        for off in sorted(self.pieces):
+            if off > pos:
+                return False
+            pos = max(pos, off + self.pieces[off].payload_len)
+        return pos >= self.end
+
+
+def _groups(seen: Iterable[Seen]) -> list[_Group]:
+    groups: list[_Group] = []
+    frag: dict[tuple, _Group] = {}
+    for s in seen:
+        if s.is_fragment:
+            key = (s.src, s.dst, s.proto, s.ident)
+            g = frag.get(key)
+            if g is None:
+                g = frag[key] = _Group()
+                groups.append(g)
+        else:
+            g = _Group()
+            groups.append(g)
+        g.add(s)
+    return groups
+
+
+def _head_match(g: _Group, p: Probe) -> bool:
+    first = g.first
+    if first is None or not p.head or first.proto != p.proto:
+        return False
+    if first.payload[p.head_offset:p.head_offset + len(p.head)] != p.head:
+        return False
+    if p.port is not None and (len(first.payload) < 4
+                               or struct.unpack_from("!H", first.payload, 2)[0] != p.port):
+        return False  # e.g. an echo of the probe coming back from the gateway
+    if p.proto == PROTO_TCP:
+        return len(first.payload) > 13 and bool(first.payload[13] & 0x02)  # SYN
+    return True
+
+
+def _belongs(g: _Group, p: Probe, client_src: str | None) -> bool:
+    any_piece = next(iter(g.pieces.values()))
+    if any_piece.proto != p.proto:
+        return False
+    if _head_match(g, p):
+        return True
+    first = g.first
+    if first is not None and p.port is not None and len(first.payload) >= 4 \
+            and struct.unpack_from("!H", first.payload, 2)[0] != p.port:
+        return False  # not toward the probed port (an answer or an echo)
+    if p.tag and any(p.tag in s.payload for s in g.pieces.values()):
+        return True
+    if p.ip_id is not None and client_src is not None and p.kind == "frag":
+        return any_piece.ident == p.ip_id and any_piece.src == client_src
+    return False
+
+
+def match_arrivals(probes: list[Probe], seen: Iterable[Seen], client_src: str | None = None,
+                   gateway: str | None = None) -> dict[str, Arrival]:
+    """Arrival per probe name from the far-end packets (see the module text).
+
+    Packets sent *by* the gateway side (echoes or answers carrying our tags) are
+    ignored: their source is ``gateway`` or an address our probes were seen going to.
+    """
+    result = {p.name: Arrival() for p in probes}
+    groups = _groups(seen)
+    far_side = {gateway} if gateway else set()
+    for g in groups:
+        if any(_head_match(g, p) for p in probes):
+            far_side.add(g.first.dst)
+    for g in groups:
+        if next(iter(g.pieces.values())).src in far_side:
+            continue
+        for p in probes:
+            if not _belongs(g, p, client_src):
+                continue
+            a = result[p.name]
+            a.fragments_arrived += len(g.pieces)
+            a.offsets.extend(sorted(g.pieces))
+            piece = g.first or next(iter(g.pieces.values()))
+            if a.first_ts is None:
+                a.first_ts = piece.ts
+            a.dst = a.dst or piece.dst
+            if g.complete():
+                a.arrived = True
+                a.complete_groups += 1
+                if g.first is not None and p.port is not None and len(g.first.payload) >= 4:
+                    a.dport = struct.unpack_from("!H", g.first.payload, 2)[0]
+            break  # a packet group belongs to one probe at most
+    return result

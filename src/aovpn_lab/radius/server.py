@@ -1,0 +1,453 @@
+"""A FreeRADIUS instance in a network namespace: config, start, stop, all by PID.
+
+Debian's FreeRADIUS service is never used (the machine's policy-rc.d keeps it stopped).
+Each instance has its own state folder (layout: `aovpn_lab.radius.config.InstancePaths`)
+and runs in the foreground of its own session::
+
+    ip netns exec NS /usr/sbin/freeradius -f -d STATE/raddb
+
+``-f`` keeps it in the foreground (no fork, so the PID we record is the server's),
+``-d`` points it at the rendered raddb tree, whose radiusd.conf sets logdir, run_dir,
+pidfile and the log file inside the state folder. ``-X`` is never used (it would
+print requests in full to the console).
+
+    >>> rad = FreeRadius(Path("/tmp/rad"), netns="hxr-a")      # doctest: +SKIP
+    >>> rad.write_config(cfg); rad.check_config(); pid = rad.start()  # doctest: +SKIP
+    >>> rad.stop()                                              # doctest: +SKIP
+
+From Ansible (one JSON object on stdout; ``{"failed": true, "msg": ...}`` and exit 1 on
+errors; the shared secret comes from a 0600 file or an environment variable, never argv)::
+
+    python -m aovpn_lab.radius.server secret --out DIR/radius.secret
+    python -m aovpn_lab.radius.server up --netns NS --state DIR --listen ADDR \\
+        --ca CA.pem --cert SERVER.fullchain.pem --key SERVER.key.pem \\
+        --client gw1=203.0.113.10 --secret-file DIR/radius.secret
+    python -m aovpn_lab.radius.server gateway-conf --server rad=ADDR \\
+        --secret-file DIR/radius.secret --out GATEWAY/eap-radius.conf
+    python -m aovpn_lab.radius.server check --netns GW_NS --server ADDR --kind eap --secret-file ...
+    python -m aovpn_lab.radius.server status|down --state DIR
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import AovpnError, PreflightError, TargetError
+from .config import (
+    InstancePaths,
+    RadiusClient,
+    RadiusConfig,
+    Secret,
+    fingerprint,
+    render,
+    strongswan_eap_radius,
+)
+
+FREERADIUS = "/usr/sbin/freeradius"
+READY = "Ready to process requests"
+SECRET_ENV = "AOVPN_RADIUS_SECRET"
+
+
+class FreeRadius:
+    """One FreeRADIUS process, identified by the PID recorded in its state folder."""
+
+    def __init__(self, state: str | Path, netns: str | None = None, binary: str = FREERADIUS):
+        self.paths = InstancePaths(Path(state).absolute())
+        self.netns = netns
+        self.binary = binary
+        self._proc: subprocess.Popen | None = None
+
+    # -- configuration ------------------------------------------------------------
+    def render(self, cfg: RadiusConfig) -> dict[str, str]:
+        return render(cfg, self.paths.state)
+
+    def write_config(self, cfg: RadiusConfig) -> str:
+        """Write the raddb tree (0600 files in 0700 folders); return its fingerprint."""
+        files = self.render(cfg)
+        for d in (self.paths.state, self.paths.raddb, self.paths.log_dir, self.paths.run_dir):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(d, 0o700)
+        for name, text in files.items():
+            _write_private(self.paths.raddb / name, text)
+        inputs = [*cfg.ca_files, cfg.cert_file, cfg.key_file]
+        if len(cfg.ca_files) > 1:
+            _write_private(self.paths.ca_bundle, "".join(_pem_text(p) for p in cfg.ca_files), mode=0o644)
+        else:
+            self.paths.ca_bundle.unlink(missing_ok=True)
+        _write_private(self.paths.state / "config.json", json.dumps(cfg.describe(), indent=2) + "\n")
+        return fingerprint(files, inputs)
+
+    def check_config(self) -> None:
+        """`freeradius -C`: parse the tree and load the modules (certificates included)."""
+        if not os.path.exists(self.binary):
+            raise PreflightError(f"{self.binary} is missing",
+                                 hint="apt-get install -y --no-install-recommends freeradius")
+        res = subprocess.run([self.binary, "-C", "-d", str(self.paths.raddb), "-l", "stdout"],
+                             capture_output=True, text=True, timeout=30, check=False)
+        if res.returncode != 0:
+            errors = [l.split(" : ", 1)[-1] for l in (res.stdout + res.stderr).splitlines() if "Error" in l]
+            raise TargetError(f"FreeRADIUS rejects its configuration in {self.paths.raddb}: "
+                              + ("; ".join(errors[-3:]) or f"exit code {res.returncode}"),
+                              hint="check the certificate/key paths and the listen address")
+
+    def running_fingerprint(self) -> str | None:
+        try:
+            return self.paths.fingerprint.read_text().strip() or None
+        except OSError:
+            return None
+
+    # -- process ------------------------------------------------------------------
+    def argv(self) -> list[str]:
+        cmd = [self.binary, "-f", "-d", str(self.paths.raddb)]
+        return ["ip", "netns", "exec", self.netns, *cmd] if self.netns else cmd
+
+    def pid(self) -> int | None:
+        """The PID of this instance if it runs (checked against /proc, not trusted blindly)."""
+        try:
+            pid = int(self.paths.pidfile.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if self._is_ours(pid) else None
+
+    def _is_ours(self, pid: int) -> bool:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        if state in ("Z", "X"):
+            return False
+        raddb = str(self.paths.raddb).encode()
+        return any(a.endswith(b"freeradius") for a in argv) and any(
+            argv[i] == b"-d" and argv[i + 1] == raddb for i in range(len(argv) - 1))
+
+    @property
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self, timeout: float = 10.0, fp: str | None = None) -> int:
+        """Start in the foreground of a new session; return its PID once it serves requests."""
+        if (pid := self.pid()) is not None:
+            raise TargetError(f"FreeRADIUS of {self.paths.state} already runs as PID {pid}", hint="stop it first")
+        if os.geteuid() != 0:
+            raise PreflightError("FreeRADIUS in a network namespace needs root", hint="run as root")
+        if not os.path.exists(self.binary):
+            raise PreflightError(f"{self.binary} is missing",
+                                 hint="apt-get install -y --no-install-recommends freeradius")
+        if self.netns and not os.path.exists(f"/run/netns/{self.netns}"):
+            raise TargetError(f"network namespace {self.netns} does not exist", hint="bring the lab topology up")
+        if not (self.paths.raddb / "radiusd.conf").exists():
+            raise TargetError(f"no configuration in {self.paths.raddb}", hint="write_config() first")
+        offset = self.paths.log.stat().st_size if self.paths.log.exists() else 0
+        with open(self.paths.console, "ab") as console:
+            os.chmod(self.paths.console, 0o600)
+            self._proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=console,
+                                          stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        pid = self._proc.pid
+        _write_private(self.paths.pidfile, f"{pid}\n")
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc.poll() is not None:
+                why = self._last_errors(offset)
+                self.paths.pidfile.unlink(missing_ok=True)
+                raise TargetError(f"FreeRADIUS exited at start-up (code {self._proc.returncode}): {why}",
+                                  hint=f"see {self.paths.log} and {self.paths.console}")
+            if READY in self.log_text(offset):
+                break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TargetError(f"FreeRADIUS did not get ready within {timeout:.0f}s",
+                                  hint=f"see {self.paths.log}")
+            time.sleep(0.02)
+        if fp:
+            _write_private(self.paths.fingerprint, fp + "\n")
+        return pid
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """SIGTERM (then SIGKILL) the recorded PID; True if it was running."""
+        pid = self.pid()
+        was = pid is not None
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            if not self._wait_gone(pid, timeout):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self._wait_gone(pid, 3.0)
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+            self._proc = None
+        self.paths.pidfile.unlink(missing_ok=True)
+        self.paths.fingerprint.unlink(missing_ok=True)
+        return was
+
+    def _wait_gone(self, pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.pid == pid:
+                if self._proc.poll() is not None:
+                    return True
+            elif not self._is_ours(pid):
+                return True
+            time.sleep(0.02)
+        return False
+
+    # -- logs -----------------------------------------------------------------------
+    def log_text(self, offset: int = 0) -> str:
+        try:
+            with open(self.paths.log, "rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def log_size(self) -> int:
+        return self.paths.log.stat().st_size if self.paths.log.exists() else 0
+
+    def _last_errors(self, offset: int) -> str:
+        text = self.log_text(offset)
+        try:
+            text += self.paths.console.read_text(errors="replace")[-4000:]
+        except OSError:
+            pass
+        errors = [l.split(" : ", 1)[-1].strip() for l in text.splitlines() if "Error" in l or "error" in l]
+        return "; ".join(errors[-3:]) or "no error logged"
+
+    def status(self) -> dict[str, Any]:
+        try:
+            described = json.loads((self.paths.state / "config.json").read_text())
+        except (OSError, ValueError):
+            described = None
+        return {"state": str(self.paths.state), "netns": self.netns, "pid": self.pid(), "running": self.running,
+                "log": str(self.paths.log), "config": described}
+
+
+def up(cfg: RadiusConfig, state: str | Path, netns: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
+    """Idempotent: keep an instance that runs this very configuration, (re)start otherwise."""
+    rad = FreeRadius(state, netns)
+    fp = rad.write_config(cfg)
+    pid = rad.pid()
+    if pid is not None and rad.running_fingerprint() == fp:
+        return {"changed": False, "pid": pid, "restarted": False, **_where(rad, cfg)}
+    rad.check_config()
+    if pid is not None:
+        rad.stop()
+    new = rad.start(timeout=timeout, fp=fp)
+    return {"changed": True, "pid": new, "restarted": pid is not None, **_where(rad, cfg)}
+
+
+def down(state: str | Path, purge: bool = False) -> dict[str, Any]:
+    rad = FreeRadius(state)
+    was = rad.stop()
+    if purge and rad.paths.state.exists():
+        shutil.rmtree(rad.paths.state)
+    return {"changed": was or purge, "stopped": was, "state": str(rad.paths.state)}
+
+
+def _where(rad: FreeRadius, cfg: RadiusConfig) -> dict[str, Any]:
+    return {"listen": f"{cfg.listen}:{cfg.port}", "netns": rad.netns, "state": str(rad.paths.state),
+            "log": str(rad.paths.log), "clients": [f"{c.name}={c.address}" for c in cfg.clients]}
+
+
+# -- secrets ---------------------------------------------------------------------------
+def read_secret(secret_file: str | None = None, secret_env: str | None = SECRET_ENV) -> Secret:
+    """From a file only its owner can read (mode 0600 or stricter), else from the environment."""
+    if secret_file:
+        try:
+            st = os.stat(secret_file)
+        except OSError as exc:
+            raise AovpnError(f"cannot read the RADIUS secret file {secret_file}: {exc.strerror}",
+                             hint="create it with `python -m aovpn_lab.radius.server secret --out FILE`") from None
+        if st.st_mode & 0o077:
+            raise AovpnError(f"the RADIUS secret file {secret_file} is accessible to others "
+                             f"(mode {st.st_mode & 0o777:04o})", hint=f"chmod 600 {secret_file}")
+        value = Path(secret_file).read_text().rstrip("\r\n")
+        try:
+            return Secret(value)
+        except ValueError as exc:
+            raise AovpnError(f"{secret_file}: {exc}") from None
+    value = os.environ.get(secret_env or SECRET_ENV, "")
+    if not value:
+        raise AovpnError(f"no RADIUS shared secret: neither --secret-file nor ${secret_env or SECRET_ENV} is set",
+                         hint="pass --secret-file FILE (mode 0600) or set the environment variable")
+    try:
+        return Secret(value)
+    except ValueError as exc:
+        raise AovpnError(f"${secret_env}: {exc}") from None
+
+
+def make_secret_file(path: str | Path, nbytes: int = 24) -> dict[str, Any]:
+    """Create a random secret file (0600) unless a usable one exists."""
+    import secrets
+    path = Path(path)
+    if path.exists():
+        secret = read_secret(str(path))
+        return {"changed": False, "path": str(path), "fingerprint": secret.fingerprint()}
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(nbytes)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return {"changed": True, "path": str(path), "fingerprint": Secret(value).fingerprint()}
+
+
+def write_gateway_conf(out: str | Path, servers: dict[str, str], secret: Secret, port: int = 1812,
+                       **retransmit: Any) -> dict[str, Any]:
+    """The gateway's eap-radius strongswan.conf fragment, 0600; include it in charon.plugins."""
+    text = strongswan_eap_radius({n: (a, secret) for n, a in servers.items()}, port=port, **retransmit)
+    changed = _write_private(Path(out), text)
+    return {"changed": changed, "path": str(out), "servers": servers, "secret_fingerprint": secret.fingerprint()}
+
+
+def _pem_text(path: Path) -> str:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise AovpnError(f"cannot read CA file {path}: {exc.strerror}", hint="issue the lab PKI first") from None
+    return text if not text or text.endswith("\n") else text + "\n"
+
+
+def _write_private(path: Path, text: str, mode: int = 0o600) -> bool:
+    """Write atomically (mode 0600 unless told); False when the content was already there."""
+    try:
+        if path.read_text() == text:
+            os.chmod(path, mode)
+            return False
+    except OSError:
+        pass
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return True
+
+
+# -- command line ----------------------------------------------------------------------
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, addr = text.partition("=")
+    if not sep or not name or not addr:
+        raise argparse.ArgumentTypeError(f"expected NAME=ADDRESS, got {text!r}")
+    return name, addr
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m aovpn_lab.radius.server",
+                                description="FreeRADIUS (EAP-TLS) as the lab's NPS stand-in")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def secret_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--secret-file", help="file holding the shared secret (mode 0600)")
+        sp.add_argument("--secret-env", default=SECRET_ENV,
+                        help=f"environment variable holding the secret (default {SECRET_ENV})")
+
+    u = sub.add_parser("up", help="write the config and (re)start the instance if needed")
+    u.add_argument("--state", required=True)
+    u.add_argument("--netns")
+    u.add_argument("--listen", required=True, help="address to listen on")
+    u.add_argument("--port", type=int, default=1812)
+    u.add_argument("--ca", action="append", required=True,
+                   help="CA certificates of user certificates (PEM; repeatable: root, intermediates)")
+    u.add_argument("--cert", required=True, help="server certificate, leaf first then chain (PEM)")
+    u.add_argument("--key", required=True, help="server private key (PEM)")
+    u.add_argument("--client", action="append", type=_pair, required=True, metavar="NAME=ADDRESS",
+                   help="a RADIUS client (the VPN gateway); repeatable")
+    u.add_argument("--fragment-size", type=int, default=1024)
+    u.add_argument("--tls-max", default="1.2")
+    u.add_argument("--timeout", type=float, default=10.0)
+    secret_opts(u)
+
+    d = sub.add_parser("down", help="stop the instance by its PID")
+    d.add_argument("--state", required=True)
+    d.add_argument("--purge", action="store_true", help="also delete the state folder")
+
+    s = sub.add_parser("status")
+    s.add_argument("--state", required=True)
+
+    k = sub.add_parser("secret", help="create a random shared secret file (0600) unless it exists")
+    k.add_argument("--out", required=True)
+
+    g = sub.add_parser("gateway-conf", help="write the gateway charon's eap-radius settings (0600)")
+    g.add_argument("--server", action="append", type=_pair, required=True, metavar="NAME=ADDRESS")
+    g.add_argument("--port", type=int, default=1812)
+    g.add_argument("--out", required=True)
+    g.add_argument("--retransmit-tries", type=int, default=2)
+    g.add_argument("--retransmit-timeout", type=float, default=0.5)
+    secret_opts(g)
+
+    c = sub.add_parser("check", help="RADIUS health check (Status-Server or EAP-TLS start)")
+    c.add_argument("--server", required=True)
+    c.add_argument("--port", type=int, default=1812)
+    c.add_argument("--netns", help="namespace to send from (the gateway's)")
+    c.add_argument("--source", help="source address (must be a configured client)")
+    c.add_argument("--kind", choices=("status", "eap"), default="status")
+    c.add_argument("--timeout", type=float, default=1.0)
+    secret_opts(c)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        out = _run(args)
+    except (AovpnError, ValueError, OSError) as exc:
+        print(json.dumps({"failed": True, "msg": str(exc)}))
+        return 1
+    print(json.dumps(out))
+    return 0 if not out.get("failed") else 1
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.command == "up":
+        secret = read_secret(args.secret_file, args.secret_env)
+        cfg = RadiusConfig(listen=args.listen, port=args.port, ca_files=[Path(c).absolute() for c in args.ca],
+                           cert_file=Path(args.cert).absolute(), key_file=Path(args.key).absolute(),
+                           clients=[RadiusClient(n, a, secret) for n, a in args.client],
+                           fragment_size=args.fragment_size, tls_max_version=args.tls_max)
+        for f in (*cfg.ca_files, cfg.cert_file, cfg.key_file):
+            if not f.is_file():
+                raise AovpnError(f"{f} does not exist", hint="issue the lab PKI first (role pki)")
+        return up(cfg, args.state, args.netns, timeout=args.timeout)
+    if args.command == "down":
+        return down(args.state, purge=args.purge)
+    if args.command == "status":
+        return FreeRadius(args.state).status()
+    if args.command == "secret":
+        return make_secret_file(args.out)
+    if args.command == "gateway-conf":
+        secret = read_secret(args.secret_file, args.secret_env)
+        return write_gateway_conf(args.out, dict(args.server), secret, port=args.port,
+                                  retransmit_tries=args.retransmit_tries,
+                                  retransmit_timeout=args.retransmit_timeout)
+    if args.command == "check":
+        from .health import check
+        secret = read_secret(args.secret_file, args.secret_env)
+        kw = {"kind": args.kind, "port": args.port, "source": args.source, "timeout": args.timeout}
+        if args.netns:
+            from ..ike.craft_netns import run_in_netns
+            result = run_in_netns(args.netns, check, args.server, secret, **kw)
+        else:
+            result = check(args.server, secret, **kw)
+        return {**result.to_json(), "failed": not result.ok, "changed": False}
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
