@@ -280,9 +280,9 @@ class Topology:
         root_links = {n for n in root_links if n.startswith(self.prefix + "-")}
         present = self.namespaces()
         removed = []
+        if not self.check:
+            kill_namespace_processes(sorted(namespaces & present))
         for ns in sorted(namespaces & present):
-            if not self.check:
-                kill_namespace_processes(ns)
             self.act(f"namespace {ns}", "ip", "netns", "del", ns)
             removed.append(ns)
         for link in sorted(root_links):
@@ -314,13 +314,18 @@ def pid_alive(pidfile: str) -> bool:
         return False
 
 
-def kill_namespace_processes(ns: str) -> None:
-    """TERM, then KILL, every process inside the namespace: leftovers keep it alive."""
+def kill_namespace_processes(namespaces: list[str]) -> None:
+    """TERM, then KILL, every process inside the namespaces: leftovers keep them alive.
+    All namespaces at once, so their daemons shut down in parallel."""
     def pids() -> list[int]:
-        proc = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10)
-        return [int(p) for p in proc.stdout.split() if p.isdigit()]
+        found = []
+        for ns in namespaces:
+            proc = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10)
+            found += [int(p) for p in proc.stdout.split() if p.isdigit()]
+        return found
 
-    for sig, wait in ((signal.SIGTERM, 1.5), (signal.SIGKILL, 1.0)):
+    # Lab daemons need no graceful exit: a short grace, then KILL.
+    for sig, wait in ((signal.SIGTERM, 0.5), (signal.SIGKILL, 1.0)):
         left = pids()
         if not left:
             return

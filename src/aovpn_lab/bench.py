@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         target = Target.from_inventory(inv)
         gw = target.gateways[0]
-        ike = gw.probe_target(target.client.identity)
+        ike = gw.probe_target(target.client)
         with edge_device(inv) as edge:
             switches = []
             for text in ["drop-ip-fragments", "mtu:1280", "block-udp-500", "open"] * 3:

@@ -136,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     ik.add_argument("--cert", required=True, help="this client's certificate (PEM)")
     ik.add_argument("--key", required=True, help="this client's private key (PEM; never printed)")
     ik.add_argument("--chain", help="intermediate CA certificates (PEM) to send with --cert")
+    ik.add_argument("--auth", choices=["pubkey", "eap-tls"], default="pubkey",
+                    help="pubkey: machine certificate (device tunnel, default); eap-tls: user certificate, EAP "
+                         "relayed by the gateway to RADIUS (user tunnel)")
+    ik.add_argument("--aaa-id", help="eap-tls: identity of the RADIUS server's certificate")
     ik.add_argument("--local-id", help="this client's identity (default: the certificate's subject)")
     ik.add_argument("--profile", help="client profile from profiles/clients.yml (default: the file's default)")
     ik.add_argument("--remote-ts", default="0.0.0.0/0", help="traffic selector to request (default: %(default)s)")
@@ -143,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     ik.add_argument("--timeout", type=float, default=10.0, help="seconds for the whole attempt (default: %(default)s)")
     ik.add_argument("--json", action="store_true", help="print JSON")
     ik.set_defaults(func=cmd_probe_ikev2)
+    from .sstp import command as sstp_command
+    st = probesub.add_parser("sstp", help="one SSTP connection attempt (TLS, MS-CHAPv2, crypto binding, ping)",
+                             description=sstp_command.DESCRIPTION)
+    sstp_command.add_arguments(st)
+    st.set_defaults(func=sstp_command.run)
 
     from .capture import command as diagnose_command
     from .certs import command as certs_command

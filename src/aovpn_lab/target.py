@@ -9,7 +9,7 @@ client's charon and namespace) and for real deployments (paths given in host var
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InventoryError
@@ -29,25 +29,41 @@ class IkeGateway:
     ca_file: Path
     client_cert_file: Path
     client_key_file: Path
+    radius_identity: str | None = None    # the RADIUS server user tunnels authenticate against
     netns: str | None = None              # lab gateways: their namespace (for far-end captures)
     outside_interface: str | None = None  # lab gateways: the interface clients reach
 
 
-    def facts(self):
-        """What the reason model knows before testing: policy, fragmentation, predicted IKE_AUTH sizes."""
-        from .expectations import GatewayFacts
-        return GatewayFacts(policy=self.crypto_policy, fragmentation=self.fragmentation,
-                            ike_auth_request=_predicted_size(self.client_cert_file, self.chain_file, "initiator"),
-                            ike_auth_response=_predicted_size(self.gateway_cert_file, self.chain_file, "responder"))
+    def facts(self, auth: str = "pubkey"):
+        """What the reason model knows before testing: policy, fragmentation, predicted IKE_AUTH sizes.
 
-    def probe_target(self, local_id: str | None):
-        """The credentials and selectors a client uses to connect to this gateway."""
+        With a machine certificate the client's IKE_AUTH carries its chain; with EAP-TLS it
+        carries none, and the gateway's first IKE_AUTH (its chain + the EAP start) is the
+        big one - the loss is then in the gateway-to-client direction."""
+        from .expectations import GatewayFacts
+        client = None if auth == "eap-tls" else self.client_cert_file
+        return GatewayFacts(policy=self.crypto_policy, fragmentation=self.fragmentation,
+                            ike_auth_request=_predicted_size(client, self.chain_file, "initiator", auth),
+                            ike_auth_response=_predicted_size(self.gateway_cert_file, self.chain_file,
+                                                              "responder", auth))
+
+    def probe_target(self, client: "IkeClient", auth: str = "pubkey"):
+        """The credentials and selectors a client uses to connect to this gateway:
+        pubkey = the machine certificate (device tunnel), eap-tls = the user's (user tunnel)."""
         from .ike.probe import IkeTarget
+        if auth == "eap-tls":
+            if not client.user or self.radius_identity is None:
+                raise InventoryError(f"{self.name}: an EAP-TLS user tunnel needs ikev2_client.user and a RADIUS "
+                                     "server (radius_servers group) in the inventory")
+            pki = self.ca_file.parent
+            cert, key, local_id = pki / f"{client.user}.cert.pem", pki / f"{client.user}.key.pem", client.user
+        else:
+            cert, key, local_id = self.client_cert_file, self.client_key_file, client.identity
         return IkeTarget(gateway=self.address, remote_id=self.identity, ca_pem=self.ca_file.read_bytes(),
-                         cert_pem=self.client_cert_file.read_bytes(), key_pem=self.client_key_file.read_bytes(),
-                         local_id=local_id,
+                         cert_pem=cert.read_bytes(), key_pem=key.read_bytes(), local_id=local_id,
                          remote_ts=self.protected_subnets[0] if self.protected_subnets else "0.0.0.0/0",
-                         chain_pem=self.chain_file.read_bytes() if self.chain_file else b"")
+                         chain_pem=self.chain_file.read_bytes() if self.chain_file else b"",
+                         auth=auth, aaa_id=self.radius_identity if auth == "eap-tls" else None)
 
     @property
     def gateway_cert_file(self) -> Path | None:
@@ -60,27 +76,42 @@ class IkeGateway:
         return cand if cand.is_file() else None
 
 
-def _predicted_size(leaf: Path | None, chain: Path | None, role: str) -> int | None:
+def _predicted_size(leaf: Path | None, chain: Path | None, role: str, auth: str = "pubkey") -> int | None:
     """Predicted first IKE_AUTH of one side from the certificates it sends (None: unknown)."""
-    if leaf is None or not leaf.is_file():
-        return None
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
     from .certs.sizemodel import predict_ike_auth_size
+    if auth == "eap-tls" and role == "initiator":
+        return predict_ike_auth_size([], "eap-tls", role="initiator")  # IDi only: no CERT, no AUTH
+    if leaf is None or not leaf.is_file():
+        return None
     certs = x509.load_pem_x509_certificates(leaf.read_bytes())
     if chain is not None and chain.stat().st_size:
         certs += x509.load_pem_x509_certificates(chain.read_bytes())
     sizes = [len(c.public_bytes(Encoding.DER)) for c in certs]
-    return predict_ike_auth_size(sizes, "pubkey", certs[0].public_key(), role=role)
+    return predict_ike_auth_size(sizes, auth, certs[0].public_key(), role=role)
 
 
 @dataclass(frozen=True)
 class IkeClient:
     name: str
     identity: str
+    user: str | None
     profile: str | None
     netns: str | None       # lab client: its namespace; None: this host
     vici: Path | None       # a running charon to reuse; None: start a private one
+
+
+@dataclass(frozen=True)
+class SstpGateway:
+    name: str
+    address: str
+    identity: str
+    port: int
+    user: str                              # NAME@HUB
+    password: str = field(repr=False)      # never in repr, logs or reports
+    ca_file: Path | None = None
+    ping_target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +121,7 @@ class Target:
     client: IkeClient
 
     variant: str = "default"
+    sstp_gateways: tuple[SstpGateway, ...] = ()
 
     @classmethod
     def from_inventory(cls, inv: Inventory) -> "Target":
@@ -103,7 +135,8 @@ class Target:
         if not gateways:
             raise InventoryError(f"{inv.path}: group 'ikev2_gateways' has no hosts",
                                  hint="describe at least one gateway (see inventories/examples/)")
-        return cls(inv, gateways, client, variant.name)
+        sstp = tuple(_sstp_gateway(inv, h) for h in inv.group("sstp_gateways"))
+        return cls(inv, gateways, client, variant.name, sstp)
 
 
 def _section(h: Host, key: str) -> dict:
@@ -120,7 +153,7 @@ def _client(inv: Inventory, h: Host) -> IkeClient:
         raise InventoryError(f"{h.where('ikev2_client')}: ikev2_client.identity: missing",
                              hint="the identity in the client's certificate (its SAN)")
     lab = inv.lab if inv.lab and h.name in inv.lab.hosts else None
-    return IkeClient(name=h.name, identity=c["identity"], profile=c.get("profile"),
+    return IkeClient(name=h.name, identity=c["identity"], user=c.get("user"), profile=c.get("profile"),
                      netns=lab.namespace(h.name) if lab else None,
                      vici=(lab.host_dir(h.name) / "strongswan" / "charon.vici") if lab else None)
 
@@ -146,8 +179,26 @@ def _gateway(inv: Inventory, h: Host, client: IkeClient, overrides: dict) -> Ike
         netns = lab.namespace(h.name)
         iface = next((e.interface for link in lab.links for e in link.ends
                       if e.host == h.name and str(e.address.ip) == str(g["address"])), None)
+    radius = next((r.var("radius_server", {}).get("identity") for r in inv.group("radius_servers")
+                   if any(c.get("name") == h.name for c in r.var("radius_server", {}).get("clients", []))),
+                  g.get("radius_identity"))
     return IkeGateway(name=h.name, address=str(g["address"]), identity=str(g["identity"]),
-                      netns=netns, outside_interface=iface,
+                      netns=netns, outside_interface=iface, radius_identity=radius,
                       ping_target=g.get("ping_target"), protected_subnets=tuple(g.get("protected_subnets") or ()),
                       certificate_profile=g.get("certificate_profile"), fragmentation=g.get("fragmentation"),
                       crypto_policy=g.get("crypto_policy"), ca_file=ca, client_cert_file=cert, client_key_file=key)
+
+
+def _sstp_gateway(inv: Inventory, h: Host) -> SstpGateway:
+    s = {**(h.var("ikev2_gateway") or {}), **_section(h, "sstp_gateway")}
+    where = h.where("sstp_gateway")
+    users = s.get("users") or []
+    if not users or "name" not in users[0] or "password" not in users[0]:
+        raise InventoryError(f"{where}: sstp_gateway.users: expected [{{name, password}}] (the test user)")
+    hub = s.get("hub", "LAB")
+    lab = inv.lab if inv.lab and h.name in inv.lab.hosts else None
+    ca = (lab.state_root / "pki" / str(s.get("certificate_profile", "small")) / "ca.pem") if lab else \
+        (Path(s["ca_file"]).expanduser() if s.get("ca_file") else None)
+    return SstpGateway(name=h.name, address=str(s.get("address") or h.address), identity=str(s["identity"]),
+                       port=int(s.get("port", 443)), user=f"{users[0]['name']}@{hub}",
+                       password=str(users[0]["password"]), ca_file=ca, ping_target=s.get("ping_target"))

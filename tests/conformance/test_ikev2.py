@@ -15,9 +15,11 @@ from aovpn_lab.ike import probe, profiles
 from aovpn_lab.verdict import Verdict
 
 MATRIX = yaml.safe_load((paths.PROFILES / "matrix.yml").read_text())["ikev2"]
-PROFILES = [profiles.get(p).with_fragmentation(f) for p in MATRIX["profiles"]
-            for f in MATRIX.get("client_fragmentation", [True])]
-CELLS = [(p, c) for c in MATRIX["conditions"] for p in PROFILES]
+# (auth, client profile with its RFC 7383 setting, condition) for every block of the matrix
+CELLS = [(block["auth"], profiles.get(p).with_fragmentation(f), c)
+         for block in MATRIX for c in block["conditions"] for p in block["profiles"]
+         for f in block.get("client_fragmentation", [True])]
+AUTH_LABEL = {"pubkey": "", "eap-tls": "-user-eap-tls"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -26,20 +28,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         from aovpn_lab.target import Target
         target = Target.from_inventory(inventory.load(metafunc.config.getoption("--inventory"),
                                                       prefix=metafunc.config.getoption("--lab-prefix")))
-        params = [(p, c, gw.name) for gw in target.gateways for p, c in CELLS]
-        metafunc.parametrize("ikev2_cell", params, ids=[f"{p.name}-via-{c}-to-{g}" for p, c, g in params])
+        params = [(a, p, c, gw.name) for gw in target.gateways for a, p, c in CELLS
+                  if a != "eap-tls" or (gw.radius_identity and target.client.user)]
+        metafunc.parametrize("ikev2_cell", params,
+                             ids=[f"{p.name}{AUTH_LABEL[a]}-via-{c}-to-{g}" for a, p, c, g in params])
 
 
 def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, cell):
-    profile, condition_text, gateway_name = ikev2_cell
+    auth, profile, condition_text, gateway_name = ikev2_cell
     gateway = next(g for g in target.gateways if g.name == gateway_name)
     condition = Condition.parse(condition_text)
-    facts = gateway.facts()
+    facts = gateway.facts(auth)
     expected = require_ikev2(profile, condition, facts)
     predicted = predict_ikev2(profile, condition, facts)
 
     edge.apply(condition)
-    result = probe.run_probe(target.client.vici, gateway.probe_target(target.client.identity), profile,
+    result = probe.run_probe(target.client.vici, gateway.probe_target(target.client, auth), profile,
                              netns=target.client.netns, ping=gateway.ping_target, timeout=10.0)
     observed = "connected" if result.connected else result.cause
 
@@ -57,6 +61,8 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, cell):
                    f"RFC 7383 {'on' if gateway.fragmentation else 'off'}, certificates "
                    f"{gateway.certificate_profile})",
         "client RFC 7383": "on" if profile.fragmentation else "off",
+        "authentication": "machine certificate (device tunnel)" if auth == "pubkey" else
+                          f"EAP-TLS user {target.client.user}, relayed to RADIUS {gateway.radius_identity}",
         "IKE proposal": result.proposal or "-",
         "ESP proposal": result.child_proposal or "-",
         "virtual IP": result.virtual_ip or "-",

@@ -1,14 +1,13 @@
-"""`aovpn-lab run` against the lab: every default cell holds, the report carries
-verdicts and evidence, and a deployment that differs from its description fails."""
+"""`aovpn-lab run` against the lab: every default cell holds, and the report carries
+verdicts and evidence (test_gateway_variants shows the same suite failing broken gateways)."""
 from __future__ import annotations
 
 import json
-import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from labcli import LAB_INVENTORY, aovpn
+from labcli import aovpn
 
 pytestmark = pytest.mark.lab
 
@@ -54,19 +53,3 @@ def test_the_html_report_and_junit_carry_the_verdicts(run):
     assert int(suite.get("failures")) == 0 and int(suite.get("tests")) >= 15
     props = {p.get("name") for p in suite.iter("property")}
     assert {"requirement", "expected", "observed", "reason"} <= props
-
-
-def test_a_gateway_that_differs_from_its_description_fails_with_the_reason(lab, tmp_path):
-    # The inventory claims RRAS default policy (accepting Windows 10 defaults) but the
-    # gateway is hardened: the suite must fail that cell and say what it saw.
-    inv = tmp_path / "lab"
-    shutil.copytree(LAB_INVENTORY, inv)
-    gw = inv / "host_vars" / "gw1.yml"
-    gw.write_text(gw.read_text().replace("crypto_policy: hardened", "crypto_policy: weak"))
-    r = aovpn("--inventory", str(inv), "run", "--reports", str(tmp_path / "reports"),
-              "-k", "windows10-default-via-open", timeout=300)
-    assert r.returncode == 1
-    cells = json.loads((tmp_path / "reports" / "latest" / "results.json").read_text())["cells"]
-    assert len(cells) == 1 and cells[0]["outcome"] == "failed"
-    assert cells[0]["verdict"]["expected"] == "connected"
-    assert cells[0]["verdict"]["observed"] == "no-proposal-chosen"

@@ -13,8 +13,8 @@ from labcli import aovpn
 pytestmark = pytest.mark.lab
 
 # Cells that exercise every requirement the variants touch: crypto (windows10-default),
-# fragmentation (drop-ip-fragments with large chains) and the plain connection.
-CELLS = "not nofrag and (via-open or via-drop-ip-fragments or via-mtu:1280)"
+# fragmentation (drop-ip-fragments with large chains, both tunnel types) and the plain connection.
+CELLS = "test_ikev2 and not nofrag and (via-open or via-drop-ip-fragments or via-mtu:1280)"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -30,7 +30,7 @@ def test_variant_fails_exactly_the_requirements_it_breaks(lab, tmp_path, name):
     r = aovpn("run", "--variant", name, "--reports", str(tmp_path), "-k", CELLS, timeout=600)
     results = json.loads((tmp_path / "latest" / "results.json").read_text())
     cells = results["cells"]
-    assert len(cells) == 9, [c["id"] for c in cells]
+    assert len(cells) == 12, [c["id"] for c in cells]  # 9 device-tunnel + 3 user-tunnel cells
     failed = [c for c in cells if c["outcome"] == "failed"]
     assert {c["verdict"]["requirement"] for c in failed} == set(variant.breaks), \
         [(c["id"], c["verdict"]["reason"]) for c in failed]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AovpnError
+from . import eap
 from . import messages as ikemsg
 from . import profiles
 from .profiles import ClientProfile
@@ -34,7 +35,8 @@ CAUSES = ("none", "udp-500-blocked", "udp-4500-blocked", "ip-fragments-dropped",
 AUTH_FAILURE_MARKERS = (
     "AUTHENTICATION_FAILED", "constraint check failed", "no trusted", "no private key found",
     "no issuer certificate found", "certificate was revoked", "with pre-shared key failed",
-)
+) + tuple(eap.EAP_FAILURE_MARKERS)
+AUTH_METHODS = ("pubkey", "eap-tls")
 AUTH_FAILED = ("authentication of", "failed")
 
 
@@ -49,9 +51,12 @@ class IkeTarget:
     local_id: str | None = None
     remote_ts: str = "0.0.0.0/0"
     chain_pem: bytes = b""   # intermediate CA certificates sent with the client's certificate
+    auth: str = "pubkey"     # pubkey: machine certificate (device tunnel); eap-tls: user tunnel
+    aaa_id: str | None = None  # eap-tls: the RADIUS server's identity the client expects
 
     def __repr__(self) -> str:
-        return f"IkeTarget(gateway={self.gateway!r}, remote_id={self.remote_id!r}, local_id={self.local_id!r})"
+        return (f"IkeTarget(gateway={self.gateway!r}, remote_id={self.remote_id!r}, local_id={self.local_id!r}, "
+                f"auth={self.auth!r})")
 
 
 @dataclass
@@ -108,6 +113,10 @@ class ProbeResult:
 
 
 def connection_config(target: IkeTarget, profile: ClientProfile) -> dict[str, Any]:
+    if target.auth == "eap-tls":
+        return eap.connection_config_eap_tls(target, profile, aaa_id=target.aaa_id)
+    if target.auth != "pubkey":
+        raise AovpnError(f"unknown authentication '{target.auth}'", hint=f"use one of {', '.join(AUTH_METHODS)}")
     local: dict[str, Any] = {"auth": "pubkey", "certs": [target.cert_pem]}
     if target.local_id:
         local["id"] = target.local_id
@@ -132,9 +141,13 @@ def run_probe(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, 
     """Connect once; leave charon as it was found (connection unloaded, SA terminated)."""
     with ViciSession(vici_path, timeout=timeout + 5) as s:
         s.terminate(name)  # a leftover from an interrupted run would confuse the result
+        if target.auth == "eap-tls":
+            # EAP-TLS picks the client certificate by identity from everything loaded: a
+            # leftover with the same name from an earlier cell must not be the one sent.
+            s.s.clear_creds()
         s.load_cert(target.ca_pem, flag="CA")
         # charon sends the intermediates it holds (send_cert = always): load each as a CA certificate.
-        for pem in split_pem(target.chain_pem):
+        for pem in eap.split_pem(target.chain_pem):
             s.load_cert(pem, flag="CA")
         s.load_key(target.key_pem)
         s.load_conn(name, connection_config(target, profile))
@@ -246,11 +259,6 @@ def ping_through(addr: str, netns: str | None, count: int = 1, wait: float = 1.0
     return subprocess.run(argv, capture_output=True, timeout=count * wait + 5).returncode == 0
 
 
-def split_pem(data: bytes) -> list[bytes]:
-    marker = b"-----END CERTIFICATE-----"
-    return [part.strip() + b"\n" + marker + b"\n" for part in data.split(marker)[:-1] if b"BEGIN" in part]
-
-
 def read_pem(path: str, what: str) -> bytes:
     try:
         data = Path(path).read_bytes()
@@ -267,7 +275,8 @@ def probe_from_cli(args: Any) -> ProbeResult:
                        cert_pem=read_pem(args.cert, "client certificate"),
                        key_pem=read_pem(args.key, "private key"), local_id=args.local_id,
                        remote_ts=args.remote_ts,
-                       chain_pem=read_pem(args.chain, "intermediate CA certificates") if args.chain else b"")
+                       chain_pem=read_pem(args.chain, "intermediate CA certificates") if args.chain else b"",
+                       auth=args.auth, aaa_id=args.aaa_id)
     profile = profiles.get(args.profile)
     with PrivateCharon() as charon:
         return run_probe(charon.vici, target, profile, ping=args.ping, timeout=args.timeout)

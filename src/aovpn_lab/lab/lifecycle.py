@@ -40,6 +40,8 @@ REQUIRED_BINARIES = {
     "unshare": "util-linux",
     "tcpdump": "tcpdump",
     "ping": "iputils-ping",
+    "/usr/libexec/softether/vpnserver/vpnserver": "softether-vpnserver",
+    "/usr/sbin/freeradius": "freeradius",
 }
 
 
@@ -131,6 +133,12 @@ def status(inv: Inventory) -> dict[str, Any]:
             sdir = hdir / "strongswan"
             entry["charon"] = _pid_alive(sdir / "charon.pid")
             entry["vici_socket"] = (sdir / "charon.vici").is_socket()
+        if "sstp_gateways" in host.groups:
+            from ..sstp.softether import SoftEtherInstance
+            entry["softether"] = SoftEtherInstance(hdir / "softether").is_running()
+        if "radius_servers" in host.groups:
+            from ..radius.server import FreeRadius
+            entry["freeradius"] = FreeRadius(hdir / "freeradius").pid() is not None
         if "edges" in host.groups and ns in present:
             listed = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "table", "inet", "aovpn_edge"],
                                     capture_output=True, text=True)
