@@ -78,13 +78,30 @@ def target(inventory):
     return Target.from_inventory(inventory)
 
 
+class NoEdge:
+    """A target without an edge device: the network is what it is ('open'); any other
+    condition makes the cell not applicable, which the cell reports as skipped with why."""
+
+    def __init__(self, inventory) -> None:
+        self.inventory = inventory
+
+    def apply(self, condition) -> None:
+        if condition.kind != "open":
+            pytest.skip(f"{self.inventory.path} names no edge device (group 'edges'): condition '{condition}' "
+                        "cannot be applied to this target")
+
+    def counters(self) -> dict:
+        return {}
+
+
 @pytest.fixture(scope="session")
 def edge(inventory):
     """The condition device, one session for the whole run; left 'open' at the end."""
     from .conditions.base import edge_device
     from .conditions.model import OPEN
     if not inventory.group("edges"):
-        pytest.skip(f"{inventory.path} names no edge device: network conditions cannot be applied")
+        yield NoEdge(inventory)
+        return
     device = edge_device(inventory)
     with device:
         device.apply(OPEN)
@@ -92,11 +109,24 @@ def edge(inventory):
         device.apply(OPEN)
 
 
-class Cell:
-    """Where a conformance test leaves its verdict for the report."""
+@pytest.fixture(scope="session")
+def ike_vici(target):
+    """The client's charon: the lab client's own, or a private one for the run (external targets)."""
+    if target.client.vici is not None:
+        yield target.client.vici
+        return
+    from .ike.charon import PrivateCharon
+    with PrivateCharon(netns=target.client.netns) as charon:
+        yield charon.vici
 
-    def __init__(self) -> None:
+
+class Cell:
+    """Where a conformance test leaves its verdict for the report, and files it keeps
+    (captures) under the run folder."""
+
+    def __init__(self, artifacts: Path) -> None:
         self.verdict: Verdict | None = None
+        self.artifacts = artifacts  # created only when something is kept
 
     def record(self, verdict: Verdict) -> Verdict:
         self.verdict = verdict
@@ -104,8 +134,10 @@ class Cell:
 
 
 @pytest.fixture
-def cell() -> Cell:
-    return Cell()
+def cell(request: pytest.FixtureRequest, tmp_path: Path) -> Cell:
+    run_dir = request.config.getoption("--run-dir")
+    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in request.node.name)
+    return Cell(Path(run_dir) / "captures" / name if run_dir else tmp_path / "captures")
 
 
 # -- reporting --------------------------------------------------------------------

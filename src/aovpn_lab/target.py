@@ -30,6 +30,7 @@ class IkeGateway:
     client_cert_file: Path
     client_key_file: Path
     radius_identity: str | None = None    # the RADIUS server user tunnels authenticate against
+    radius_pki: Path | None = None        # lab: the PKI of the RADIUS server and the users' certificates
     netns: str | None = None              # lab gateways: their namespace (for far-end captures)
     outside_interface: str | None = None  # lab gateways: the interface clients reach
 
@@ -55,7 +56,9 @@ class IkeGateway:
             if not client.user or self.radius_identity is None:
                 raise InventoryError(f"{self.name}: an EAP-TLS user tunnel needs ikev2_client.user and a RADIUS "
                                      "server (radius_servers group) in the inventory")
-            pki = self.ca_file.parent
+            # User certificates come from the PKI NPS trusts (the RADIUS server's), whatever
+            # certificates the gateway itself uses.
+            pki = self.radius_pki or self.ca_file.parent
             cert, key, local_id = pki / f"{client.user}.cert.pem", pki / f"{client.user}.key.pem", client.user
         else:
             cert, key, local_id = self.client_cert_file, self.client_key_file, client.identity
@@ -63,7 +66,8 @@ class IkeGateway:
                          cert_pem=cert.read_bytes(), key_pem=key.read_bytes(), local_id=local_id,
                          remote_ts=self.protected_subnets[0] if self.protected_subnets else "0.0.0.0/0",
                          chain_pem=self.chain_file.read_bytes() if self.chain_file else b"",
-                         auth=auth, aaa_id=self.radius_identity if auth == "eap-tls" else None)
+                         auth=auth, aaa_id=self.radius_identity if auth == "eap-tls" else None,
+                         aaa_ca_pem=(pki / "ca.pem").read_bytes() if auth == "eap-tls" else b"")
 
     @property
     def gateway_cert_file(self) -> Path | None:
@@ -100,6 +104,7 @@ class IkeClient:
     profile: str | None
     netns: str | None       # lab client: its namespace; None: this host
     vici: Path | None       # a running charon to reuse; None: start a private one
+    interface: str | None = None  # lab client: where a capture sees its traffic
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,9 @@ def _client(inv: Inventory, h: Host) -> IkeClient:
                              hint="the identity in the client's certificate (its SAN)")
     lab = inv.lab if inv.lab and h.name in inv.lab.hosts else None
     return IkeClient(name=h.name, identity=c["identity"], user=c.get("user"), profile=c.get("profile"),
-                     netns=lab.namespace(h.name) if lab else None,
+                     netns=lab.namespace(h.name) if lab else c.get("netns"),
+                     interface=next((e.interface for link in lab.links for e in link.ends if e.host == h.name),
+                                    None) if lab else None,
                      vici=(lab.host_dir(h.name) / "strongswan" / "charon.vici") if lab else None)
 
 
@@ -179,11 +186,13 @@ def _gateway(inv: Inventory, h: Host, client: IkeClient, overrides: dict) -> Ike
         netns = lab.namespace(h.name)
         iface = next((e.interface for link in lab.links for e in link.ends
                       if e.host == h.name and str(e.address.ip) == str(g["address"])), None)
-    radius = next((r.var("radius_server", {}).get("identity") for r in inv.group("radius_servers")
-                   if any(c.get("name") == h.name for c in r.var("radius_server", {}).get("clients", []))),
-                  g.get("radius_identity"))
+    radius_cfg = next((r.var("radius_server", {}) for r in inv.group("radius_servers")
+                       if any(c.get("name") == h.name for c in r.var("radius_server", {}).get("clients", []))), {})
+    radius = radius_cfg.get("identity") or g.get("radius_identity")
+    radius_pki = (lab.state_root / "pki" / str(radius_cfg.get("certificate_profile", "small"))) \
+        if lab and radius_cfg else None
     return IkeGateway(name=h.name, address=str(g["address"]), identity=str(g["identity"]),
-                      netns=netns, outside_interface=iface, radius_identity=radius,
+                      netns=netns, outside_interface=iface, radius_identity=radius, radius_pki=radius_pki,
                       ping_target=g.get("ping_target"), protected_subnets=tuple(g.get("protected_subnets") or ()),
                       certificate_profile=g.get("certificate_profile"), fragmentation=g.get("fragmentation"),
                       crypto_policy=g.get("crypto_policy"), ca_file=ca, client_cert_file=cert, client_key_file=key)

@@ -4,6 +4,8 @@ predicts? The matrix is data (profiles/matrix.yml); so are profiles and conditio
 """
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import yaml
 
@@ -34,7 +36,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                              ids=[f"{p.name}{AUTH_LABEL[a]}-via-{c}-to-{g}" for a, p, c, g in params])
 
 
-def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, cell):
+def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici, cell):
     auth, profile, condition_text, gateway_name = ikev2_cell
     gateway = next(g for g in target.gateways if g.name == gateway_name)
     condition = Condition.parse(condition_text)
@@ -43,8 +45,11 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, cell):
     predicted = predict_ikev2(profile, condition, facts)
 
     edge.apply(condition)
-    result = probe.run_probe(target.client.vici, gateway.probe_target(target.client, auth), profile,
-                             netns=target.client.netns, ping=gateway.ping_target, timeout=10.0)
+    with both_ends(target, gateway, cell) as pcaps:
+        result = probe.run_probe(ike_vici, gateway.probe_target(target.client, auth), profile,
+                                 netns=target.client.netns, ping=gateway.ping_target, timeout=10.0,
+                                 explain=False)
+    probe.explain_result(result, target.client.netns)  # after the captures: its probes are other SAs
     observed = "connected" if result.connected else result.cause
 
     data = result.to_json()
@@ -74,11 +79,59 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, cell):
         evidence["detail"] = result.detail
     if result.reachability:
         evidence["differential test"] = result.reachability
+    if pcaps and observed != "connected":
+        evidence.update(diagnosis_of(pcaps))
+    elif pcaps:
+        pcaps.discard()
     verdict = cell.record(Verdict.compare(expected, observed, evidence, detail=result.detail, predicted=predicted))
     assert verdict.holds, verdict.reason
     if observed == "connected":
         # A tunnel that "connects" must have really negotiated and carried traffic.
         assert result.child_sa and result.proposal and (gateway.ping_target is None or result.ping_ok)
+
+
+class Pcaps:
+    """Captures of one cell on the client's and the gateway's interface."""
+
+    def __init__(self, pair, folder):
+        self.client, self.server, self.folder = pair.client, pair.server, folder
+
+    def discard(self) -> None:
+        for p in (self.client, self.server):
+            p.unlink(missing_ok=True)
+        try:
+            self.folder.rmdir()
+        except OSError:
+            pass
+
+
+@contextlib.contextmanager
+def both_ends(target, gateway, cell):
+    """Capture at both ends while the cell runs (lab targets: both namespaces are ours)."""
+    if not (target.client.netns and target.client.interface and gateway.netns and gateway.outside_interface):
+        yield None
+        return
+    from aovpn_lab.capture.capture import capture_both
+    cell.artifacts.mkdir(parents=True, exist_ok=True)
+    with capture_both((target.client.netns, target.client.interface),
+                      (gateway.netns, gateway.outside_interface), cell.artifacts, settle=0.05) as pair:
+        holder = Pcaps(pair, cell.artifacts)
+        yield holder
+
+
+def diagnosis_of(pcaps: Pcaps) -> dict:
+    """What the two captures show (aovpn-lab diagnose), beside what the client saw."""
+    from aovpn_lab.capture.diagnose import diagnose
+    from aovpn_lab.errors import AovpnError
+    try:
+        d = diagnose(pcaps.client, pcaps.server)
+    except AovpnError as exc:
+        return {"captures": f"{pcaps.client}, {pcaps.server}", "diagnosis from captures": f"unavailable: {exc}"}
+    j = d.to_json()
+    return {"captures": f"{pcaps.client}, {pcaps.server}",
+            "diagnosis from captures": {k: j.get(k) for k in ("established", "cause", "direction",
+                                                               "uses_ip_fragmentation", "reason")},
+            "diagnosis summary": d.summary()}
 
 
 def ip_packets(sizes: dict, condition: Condition) -> str:

@@ -14,7 +14,7 @@ def hosts(lab):
             for name in lab.spec.hosts}
 
 
-@pytest.mark.parametrize("name", ["client", "edge", "gw1", "probe"])
+@pytest.mark.parametrize("name", ["client", "edge", "gw1", "probe", "rad"])
 def test_every_lab_host_answers_ssh_on_its_management_address(hosts, lab, name):
     host = hosts[name]
     addr = lab.inventory.host(name).address

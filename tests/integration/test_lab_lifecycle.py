@@ -17,8 +17,9 @@ def test_status_reports_every_host_and_service_up(lab):
     assert st.returncode == 0, st.stdout
     data = json.loads(st.stdout)
     assert data["up"] is True
-    assert set(data["hosts"]) == {"client", "edge", "gw1", "probe"}
+    assert set(data["hosts"]) == {"client", "edge", "gw1", "probe", "rad"}
     assert data["hosts"]["gw1"]["charon"] and data["hosts"]["edge"]["ruleset"]
+    assert data["hosts"]["gw1"]["softether"] and data["hosts"]["rad"]["freeradius"]
 
 
 def test_a_second_lab_up_changes_nothing(lab):

@@ -19,12 +19,12 @@ def lab_copy(tmp_path: Path) -> Path:
     return dst
 
 
-def test_the_embedded_lab_inventory_describes_four_hosts_and_three_links():
+def test_the_embedded_lab_inventory_describes_its_hosts_and_links():
     inv = inventory.load(LAB)
     assert inv.lab is not None
     assert inv.lab.prefix == "aovpn"
-    assert set(inv.lab.hosts) == {"client", "edge", "gw1", "probe"}
-    assert [l.name for l in inv.lab.links] == ["lan", "lan2", "wan"]
+    assert set(inv.lab.hosts) == {"client", "edge", "gw1", "probe", "rad"}
+    assert [l.name for l in inv.lab.links] == ["lan", "lan2", "wan", "corp"]
     assert [h.name for h in inv.group("ikev2_gateways")] == ["gw1"]
     assert inv.host("gw1").var("ikev2_gateway")["identity"] == "vpn.example.net"
 

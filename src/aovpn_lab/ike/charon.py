@@ -69,8 +69,9 @@ def ports_free(ports: tuple[int, ...] = (500, 4500)) -> list[int]:
 
 
 class PrivateCharon:
-    def __init__(self, startup_timeout: float = 5.0):
+    def __init__(self, startup_timeout: float = 5.0, netns: str | None = None):
         self.startup_timeout = startup_timeout
+        self.netns = netns  # None: the namespace this process runs in
         self.workdir: Path | None = None
         self.proc: subprocess.Popen | None = None
 
@@ -91,7 +92,11 @@ class PrivateCharon:
         if not os.path.exists(CHARON):
             raise PreflightError(f"{CHARON} is missing", hint="apt-get install strongswan-charon "
                                  "libcharon-extra-plugins libstrongswan-standard-plugins")
-        busy = ports_free()
+        if self.netns:
+            from .craft_netns import run_in_netns
+            busy = run_in_netns(self.netns, ports_free)
+        else:
+            busy = ports_free()
         if busy:
             raise PreflightError(f"UDP port(s) {', '.join(map(str, busy))} already in use in this network "
                                  "namespace (another IKE daemon?)",
@@ -99,8 +104,11 @@ class PrivateCharon:
         self.workdir = Path(tempfile.mkdtemp(prefix="aovpn-charon-"))
         (self.workdir / "strongswan.conf").write_text(config_text(self.workdir, profiles.charon_settings()))
         env = {**os.environ, "STRONGSWAN_CONF": str(self.workdir / "strongswan.conf")}
+        argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", f"mount -t tmpfs none /run && exec {CHARON}"]
+        if self.netns:
+            argv = ["ip", "netns", "exec", self.netns] + argv
         self.proc = subprocess.Popen(
-            ["unshare", "-m", "--propagation", "private", "sh", "-c", f"mount -t tmpfs none /run && exec {CHARON}"],
+            argv,
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + self.startup_timeout
         while not self.vici.is_socket():

@@ -230,6 +230,7 @@ def build_ike_sa_init(
     pad_to: int | None = None,
     fragmentation_supported: bool = True,
     ke_data: bytes | None = None,
+    cookie: bytes | None = None,
 ) -> bytes:
     """Build an IKE_SA_INIT request.
 
@@ -244,6 +245,7 @@ def build_ike_sa_init(
         payload of filler; for 1-3 missing bytes a default nonce is lengthened).
     fragmentation_supported: add the IKEV2_FRAGMENTATION_SUPPORTED notify.
     ke_data: raw KE payload data (a valid-looking value by default).
+    cookie: the responder's COOKIE notify data, sent back first (RFC 7296 2.6).
 
     Returns the IKE message (no UDP header, no non-ESP marker).
     """
@@ -278,7 +280,11 @@ def build_ike_sa_init(
         )
 
     def assemble(nonce_value: bytes, filler: bytes | None) -> bytes:
+        # A COOKIE, when the responder asked for one, must be the first payload.
         payloads: list[tuple[int, object]] = [
+            (_PT_NOTIFY, IKEv2_Notify(proto=0, type=N_COOKIE, notify=cookie)),
+        ] if cookie else []
+        payloads += [
             (_PT_SA, IKEv2_SA(prop=_proposal_chain(props))),
             (_PT_KE, IKEv2_KE(group=group, ke=ke_data)),
             (_PT_NONCE, IKEv2_Nonce(nonce=nonce_value)),
@@ -353,6 +359,7 @@ class IkeAnswer:
     responder_spi: bytes = b""
     message_id: int | None = None
     notify_types: list[int] = field(default_factory=list)
+    cookie: bytes | None = None  # a responder under load asks for it back (RFC 7296 2.6)
     requested_group: int | None = None
     chosen_proposal: list[tuple[int, int, int | None]] | None = None
     chosen_proposal_text: str | None = None
@@ -428,6 +435,8 @@ def parse_ike_answer(data: bytes) -> IkeAnswer:
             hops += 1
             if isinstance(pl, IKEv2_Notify):
                 ans.notify_types.append(int(pl.type))
+                if int(pl.type) == N_COOKIE:
+                    ans.cookie = bytes(pl.notify or b"")
                 if int(pl.type) == N_INVALID_KE_PAYLOAD:
                     nd = bytes(pl.notify or b"")
                     if len(nd) >= 2:
@@ -647,9 +656,17 @@ def _send_init(gateway: str, port: int, proposals, *, timeout: float, tries: int
         try:
             sock.connect((ip, port))
             local = sock.getsockname()[:2]
-            msg = build_ike_sa_init(props, group, src=local, dst=(ip, port), pad_to=pad_to,
+            spi = os.urandom(8)
+            msg = build_ike_sa_init(props, group, spi=spi, src=local, dst=(ip, port), pad_to=pad_to,
                                     fragmentation_supported=fragmentation_supported)
             result = probe(ip, port, msg, timeout=timeout, sock=sock)
+            if result.answer is not None and result.answer.cookie:
+                # The responder is rate-limiting half-open SAs: repeat with its cookie, as
+                # a real initiator does; the answer is still stateless on its side.
+                msg = build_ike_sa_init(props, group, spi=spi, src=local, dst=(ip, port), pad_to=pad_to,
+                                        fragmentation_supported=fragmentation_supported,
+                                        cookie=result.answer.cookie)
+                result = probe(ip, port, msg, timeout=timeout, sock=sock)
         except OSError as exc:
             result = ProbeResult(port=port, sent=0, status="error", error=str(exc))
         finally:

@@ -53,6 +53,7 @@ class IkeTarget:
     chain_pem: bytes = b""   # intermediate CA certificates sent with the client's certificate
     auth: str = "pubkey"     # pubkey: machine certificate (device tunnel); eap-tls: user tunnel
     aaa_id: str | None = None  # eap-tls: the RADIUS server's identity the client expects
+    aaa_ca_pem: bytes = b""    # eap-tls: the CA of the RADIUS server's certificate (and of user certificates)
 
     def __repr__(self) -> str:
         return (f"IkeTarget(gateway={self.gateway!r}, remote_id={self.remote_id!r}, local_id={self.local_id!r}, "
@@ -146,6 +147,8 @@ def run_probe(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, 
             # leftover with the same name from an earlier cell must not be the one sent.
             s.s.clear_creds()
         s.load_cert(target.ca_pem, flag="CA")
+        if target.aaa_ca_pem:
+            s.load_cert(target.aaa_ca_pem, flag="CA")
         # charon sends the intermediates it holds (send_cert = always): load each as a CA certificate.
         for pem in eap.split_pem(target.chain_pem):
             s.load_cert(pem, flag="CA")
@@ -172,12 +175,21 @@ def run_probe(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, 
                         result.detail = f"tunnel up, but ping {ping} through it got no answer"
             else:
                 result.cause, result.detail = classify_failure(lines, error, result.messages)
-                if explain and result.cause == "no-response":
-                    result.reachability = reachability(target.gateway, netns)
-                    result.cause, result.detail = explain_silence(result.messages, result.reachability)
+                if explain:
+                    explain_result(result, netns)
         finally:
             s.terminate(name)
             s.unload_conn(name)
+    return result
+
+
+def explain_result(result: ProbeResult, netns: str | None) -> ProbeResult:
+    """Turn a silent failure into a named cause with the differential test (run from the
+    same namespace as the attempt). Separate from run_probe so a caller can end its
+    packet captures first: the differential probes are other IKE SAs."""
+    if not result.connected and result.cause == "no-response" and not result.ike_sa:
+        result.reachability = reachability(result.gateway, netns)
+        result.cause, result.detail = explain_silence(result.messages, result.reachability)
     return result
 
 

@@ -1,0 +1,594 @@
+"""A lab ocserv (OpenConnect/AnyConnect-compatible TLS VPN server), one per network namespace.
+
+Everything lives in the instance folder (mode 0710, group nogroup: the workers
+reach the sec-mod socket there; every file in it is 0600 root): ``ocserv.conf``, the certificate
+and key copied from a PEM pair, the plain password file (``ocpasswd``, SHA-256 crypt
+hashes made by ``openssl passwd -5 -stdin``: passwords travel on stdin only), the
+sec-mod socket, the pid file and ``ocserv.out``. The server hands out IPv4 addresses
+from ``pool`` (default 198.19.3.0/24, the server itself answers ping on the pool's first
+address), pushes the pool (and any extra ``routes``) as split-include routes and no DNS
+at all. ``ocserv -f`` runs under ``ip netns exec``; its main PID (and sec-mod, its
+child) are recorded with start time and executable inode, and only those are ever
+signalled. Debian's own ocserv service is never touched.
+
+Command line, for the Ansible role ``playbooks/roles/ocserv``::
+
+    AOVPN_TLSVPN_PASSWORD_ALICE=... python -m aovpn_lab.tlsvpn.ocserv up \\
+        --netns aovpn-gw1 --state /var/lib/aovpn-lab/aovpn/hosts/gw1/ocserv \\
+        --cert vpn.fullchain.pem --key vpn.key.pem --port 4443 --user alice
+    python -m aovpn_lab.tlsvpn.ocserv down --state /var/lib/aovpn-lab/aovpn/hosts/gw1/ocserv
+
+Each prints one JSON object (``{"failed": true, "msg": ...}`` and exit 1 on errors).
+
+    >>> s = OcservSettings(users={"alice": "x"}, port=4443)
+    >>> s.ping_target, s
+    ('198.19.3.1', OcservSettings(users=['alice'], port=4443, udp=True, pool=198.19.3.0/24, routes=[]))
+"""
+from __future__ import annotations
+
+import argparse
+import grp
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import AovpnError
+from ..sstp.softether import ProcessId, _is_zombie, _ppid
+from .script import write_script
+
+OCSERV = "/usr/sbin/ocserv"
+OPENSSL = "openssl"
+PACKAGE = "ocserv"
+STATE_FILE = "instance.json"
+RUN_AS_USER, RUN_AS_GROUP = "nobody", "nogroup"
+DEFAULT_POOL = "198.19.3.0/24"
+# TLS 1.2 and newer only: the same requirement the posture scan checks.
+DEFAULT_PRIORITIES = "NORMAL:%SERVER_PRECEDENCE:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1"
+PASSWORD_ENV_PREFIX = "AOVPN_TLSVPN_PASSWORD_"
+PASSWORD_ENV = "AOVPN_TLSVPN_PASSWORD"
+_SAFE_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+_SAFE_PRIORITIES = re.compile(r"^[A-Za-z0-9%:+\-._]{1,400}$")
+
+
+class OcservError(AovpnError):
+    """The lab ocserv could not be configured, started or stopped."""
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+@dataclass
+class OcservSettings:
+    """What the server serves. Passwords stay out of repr, JSON and logs."""
+
+    users: dict[str, str] = field(default_factory=dict)
+    port: int = 443
+    udp: bool = True  # DTLS on the same UDP port
+    listen_host: str | None = None  # None: all addresses of the namespace
+    pool: str = DEFAULT_POOL
+    routes: list[str] = field(default_factory=list)  # extra split-include routes (CIDR)
+    max_clients: int = 64
+    dpd: int = 90
+    keepalive: int = 300
+    tls_priorities: str = DEFAULT_PRIORITIES
+
+    def __repr__(self) -> str:
+        return (f"OcservSettings(users={sorted(self.users)!r}, port={self.port}, udp={self.udp}, "
+                f"pool={self.pool}, routes={self.routes!r})")
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.pool, strict=False)
+
+    @property
+    def ping_target(self) -> str:
+        """The server's own address inside the tunnel (ocserv takes the pool's first)."""
+        return str(self.network.network_address + 1)
+
+    def validate(self) -> None:
+        if not self.users:
+            raise OcservError("no users given", hint="pass --user NAME (password from the environment)")
+        for user, password in self.users.items():
+            if not _SAFE_USER.match(user):
+                raise OcservError(f"user name {user!r} is not usable in an ocpasswd file",
+                                  hint="letters, digits, '.', '_', '@', '-' (max 64)")
+            if not password or any(ch in password for ch in "\r\n\0"):
+                raise OcservError(f"the password of user {user!r} is empty or has line breaks")
+        if not 1 <= self.port <= 65535:
+            raise OcservError(f"port {self.port} is out of range")
+        try:
+            net = ipaddress.IPv4Network(self.pool, strict=False)
+        except ValueError as exc:
+            raise OcservError(f"pool {self.pool!r}: {exc}") from None
+        if net.prefixlen > 30:
+            raise OcservError(f"pool {net} is too small")
+        if net.subnet_of(ipaddress.ip_network("192.168.0.0/16")):
+            raise OcservError(f"pool {net} is a 192.168 range", hint="use a lab range such as 198.19.3.0/24")
+        for route in self.routes:
+            try:
+                r = ipaddress.IPv4Network(route, strict=False)
+            except ValueError as exc:
+                raise OcservError(f"route {route!r}: {exc}") from None
+            if r.prefixlen == 0:
+                raise OcservError("a default route is not pushed in the lab", hint="list the networks")
+        if self.listen_host is not None:
+            try:
+                ipaddress.ip_address(self.listen_host)
+            except ValueError:
+                raise OcservError(f"listen address {self.listen_host!r} is not an IP address") from None
+        if not _SAFE_PRIORITIES.match(self.tls_priorities):
+            raise OcservError(f"TLS priority string {self.tls_priorities!r} has unexpected characters")
+
+
+def render_config(settings: OcservSettings, state_dir: str | Path) -> str:
+    """ocserv.conf for an instance whose files all live in ``state_dir``.
+
+    >>> text = render_config(OcservSettings(users={"a": "b"}, port=4443), "/s")
+    >>> "tcp-port = 4443" in text, "udp-port = 4443" in text, "dns" in text.replace("no DNS", "")
+    (True, True, False)
+    """
+    d = Path(state_dir)
+    net = settings.network
+    routes = [net] + [ipaddress.IPv4Network(r, strict=False) for r in settings.routes]
+    lines = [
+        "# Written by aovpn_lab.tlsvpn.ocserv: a lab instance. Every path is in this folder;",
+        "# no DNS is pushed (clients' resolv.conf stays as it is), no default route.",
+        f'auth = "plain[passwd={d / "ocpasswd"}]"',
+    ]
+    if settings.listen_host:
+        lines.append(f"listen-host = {settings.listen_host}")
+    lines.append(f"tcp-port = {settings.port}")
+    if settings.udp:
+        lines.append(f"udp-port = {settings.port}")
+    lines += [
+        f"run-as-user = {RUN_AS_USER}",
+        f"run-as-group = {RUN_AS_GROUP}",
+        f"socket-file = {d / 'ocserv.sock'}",
+        "isolate-workers = false",
+        f"server-cert = {d / 'server-cert.pem'}",
+        f"server-key = {d / 'server-key.pem'}",
+        f"max-clients = {settings.max_clients}",
+        "max-same-clients = 0",
+        "rate-limit-ms = 0",
+        f"keepalive = {settings.keepalive}",
+        f"dpd = {settings.dpd}",
+        f"mobile-dpd = {settings.dpd}",
+        "switch-to-tcp-timeout = 25",
+        "try-mtu-discovery = false",
+        f'tls-priorities = "{settings.tls_priorities}"',
+        "auth-timeout = 60",
+        "min-reauth-time = 1",
+        "max-ban-score = 0",  # lab probes fail on purpose; never ban their address
+        "cookie-timeout = 300",
+        "deny-roaming = false",
+        "rekey-time = 172800",
+        "rekey-method = ssl",
+        "use-occtl = false",
+        f"pid-file = {d / 'ocserv.pid'}",
+        "log-level = 2",
+        "device = vpns",
+        "predictable-ips = true",
+        f"ipv4-network = {net.network_address}",
+        f"ipv4-netmask = {net.netmask}",
+        "tunnel-all-dns = false",
+        "ping-leases = false",
+        "cisco-client-compat = true",
+        "dtls-legacy = true",
+    ]
+    lines += [f"route = {r.network_address}/{r.netmask}" for r in routes]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------- password file
+
+
+def _openssl_passwd(password: str, salt: str | None = None) -> str:
+    argv = [OPENSSL, "passwd", "-5", "-stdin"] + (["-salt", salt] if salt else [])
+    try:
+        res = subprocess.run(argv, input=password + "\n", capture_output=True, text=True,
+                             timeout=10, check=False)
+    except FileNotFoundError:
+        raise OcservError("openssl is not installed", hint="apt-get install -y openssl") from None
+    out = res.stdout.strip()
+    if res.returncode != 0 or not out.startswith("$5$"):
+        raise OcservError(f"openssl passwd failed ({res.returncode})")
+    return out
+
+
+def password_file(users: dict[str, str], existing: str = "") -> str:
+    """ocpasswd content (``user:*:hash``); hashes of unchanged passwords are kept as they are."""
+    old: dict[str, str] = {}
+    for line in existing.splitlines():
+        parts = line.split(":")
+        if len(parts) == 3:
+            old[parts[0]] = parts[2]
+    lines = []
+    for user in sorted(users):
+        password = users[user]
+        current = old.get(user, "")
+        m = re.match(r"^\$5\$([^$]+)\$", current)
+        if m and _openssl_passwd(password, m.group(1)) == current:
+            lines.append(f"{user}:*:{current}")
+        else:
+            lines.append(f"{user}:*:{_openssl_passwd(password)}")
+    return "\n".join(lines) + "\n"
+
+
+def check_pem_pair(cert_pem: Path, key_pem: Path) -> tuple[bytes, bytes, str]:
+    """(certificate PEM bytes, key PEM bytes, leaf SHA-256) after checking they belong together."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    try:
+        cert_data, key_data = Path(cert_pem).read_bytes(), Path(key_pem).read_bytes()
+    except OSError as exc:
+        raise OcservError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    try:
+        certs = x509.load_pem_x509_certificates(cert_data)
+    except ValueError:
+        raise OcservError(f"{cert_pem} holds no PEM certificate") from None
+    try:
+        key = serialization.load_pem_private_key(key_data, password=None)
+    except (ValueError, TypeError):
+        raise OcservError(f"{key_pem} is not an unencrypted PEM private key") from None
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if certs[0].public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+        raise OcservError(f"the key in {key_pem} does not belong to the first certificate in {cert_pem}",
+                          hint="pass the leaf (or fullchain, leaf first) and its own key")
+    leaf_sha256 = hashlib.sha256(certs[0].public_bytes(serialization.Encoding.DER)).hexdigest()
+    return cert_data, key_data, leaf_sha256
+
+
+# ---------------------------------------------------------------------------- instance
+
+
+def _write_private(path: Path, data: bytes | str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _tcp_open(netns: str, host: str, port: int, timeout: float) -> bool:
+    from ..ike.craft_netns import run_in_netns
+
+    def probe() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+
+    return run_in_netns(netns, probe, netns_timeout=timeout + 5)
+
+
+class OcservInstance:
+    """One ocserv in one network namespace, all state under ``state_dir``."""
+
+    def __init__(self, state_dir: Path | str, netns: str | None = None) -> None:
+        self.state_dir = Path(state_dir).resolve()
+        self._netns = netns
+
+    # -- recorded state
+
+    @property
+    def config_path(self) -> Path:
+        return self.state_dir / "ocserv.conf"
+
+    def recorded(self) -> dict | None:
+        try:
+            return json.loads((self.state_dir / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _record(self, data: dict) -> None:
+        path = self.state_dir / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+
+    @property
+    def netns(self) -> str | None:
+        if self._netns:
+            return self._netns
+        return (self.recorded() or {}).get("netns")
+
+    @staticmethod
+    def _owned(entry: dict) -> bool:
+        try:
+            return ProcessId(**entry).alive()
+        except TypeError:
+            return False
+
+    def _main_entry(self) -> dict | None:
+        state = self.recorded() or {}
+        main = state.get("main")
+        return main if main and self._owned(main) else None
+
+    def is_running(self) -> bool:
+        return self._main_entry() is not None
+
+    def pids(self) -> list[int]:
+        """The main process and every live process it forked (sec-mod, workers)."""
+        main = self._main_entry()
+        if main is None:
+            return []
+        return [main["pid"]] + [p.pid for p in self._children(main)]
+
+    @staticmethod
+    def _children(entry: dict) -> list[ProcessId]:
+        found = []
+        for name in os.listdir("/proc"):
+            if name.isdigit() and _ppid(int(name)) == entry["pid"] and not _is_zombie(int(name)):
+                child = ProcessId.of(int(name))
+                if child and (child.exe_dev, child.exe_ino) == (entry["exe_dev"], entry["exe_ino"]):
+                    found.append(child)
+        return found
+
+    # -- lifecycle
+
+    def up(self, settings: OcservSettings, cert_pem: Path | str, key_pem: Path | str, *,
+           start_timeout: float = 10.0) -> dict:
+        """Start (or keep) the instance with ``settings``; returns a JSON-ready report."""
+        began = time.monotonic()
+        settings.validate()
+        netns = self._require_netns()
+        if not os.path.exists(OCSERV):
+            raise OcservError(f"{OCSERV} is missing",
+                              hint="apt-get install -y --no-install-recommends ocserv "
+                                   "(its own service stays stopped; the lab runs its own instance)")
+        self._prepare_dir()
+        cert_data, key_data, leaf_sha256 = check_pem_pair(Path(cert_pem), Path(key_pem))
+        passwd = password_file(settings.users, _read(self.state_dir / "ocpasswd"))
+        config = render_config(settings, self.state_dir)
+        digest = hashlib.sha256(json.dumps(
+            [netns, config, cert_data.decode(), key_data.decode(), passwd]).encode()).hexdigest()
+        state = self.recorded() or {}
+        changed = restarted = False
+        if self.is_running() and state.get("digest") != digest:
+            self.down()
+            restarted = True
+        start_ms = None
+        if not self.is_running():
+            self._stop_leftovers()
+            _write_private(self.state_dir / "server-cert.pem", cert_data)
+            _write_private(self.state_dir / "server-key.pem", key_data)
+            _write_private(self.state_dir / "ocpasswd", passwd)
+            _write_private(self.config_path, config)
+            start_ms = self._start(netns, settings, start_timeout)
+            changed = True
+        script = write_script(self.state_dir)
+        state = self.recorded() or {}
+        state.update(digest=digest, port=settings.port, udp=settings.udp, pool=str(settings.network),
+                     listen_host=settings.listen_host, users=sorted(settings.users),
+                     ping_target=settings.ping_target)
+        self._record(state)
+        return {
+            "changed": changed, "restarted": restarted, "netns": netns,
+            "state_dir": str(self.state_dir), "pids": self.pids(), "port": settings.port,
+            "udp": settings.udp, "listen_host": settings.listen_host, "pool": str(settings.network),
+            "routes": [str(settings.network)] + list(settings.routes),
+            "ping_target": settings.ping_target, "users": sorted(settings.users),
+            "certificate_sha256": leaf_sha256, "config": str(self.config_path),
+            "vpnc_script": str(script), "start_ms": start_ms,
+            "seconds": round(time.monotonic() - began, 3),
+        }
+
+    def _prepare_dir(self) -> None:
+        """Mode 0710, group ``nogroup``: ocserv's workers (nobody:nogroup) must reach the
+        sec-mod socket in here; every other file is 0600 root."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            gid = grp.getgrnam(RUN_AS_GROUP).gr_gid
+        except KeyError:
+            raise OcservError(f"group {RUN_AS_GROUP!r} does not exist") from None
+        os.chown(self.state_dir, 0, gid)
+        os.chmod(self.state_dir, 0o710)
+        for parent in self.state_dir.parents:
+            if not os.stat(parent).st_mode & 0o001:
+                raise OcservError(f"{parent} is not searchable by others, so ocserv's workers "
+                                  f"({RUN_AS_USER}) cannot reach the socket in {self.state_dir}",
+                                  hint=f"chmod o+x {parent}, or choose a --state folder elsewhere")
+
+    def _require_netns(self) -> str:
+        netns = self._netns
+        if not netns:
+            raise OcservError("no network namespace given", hint="pass --netns NAME")
+        from ..ike.craft_netns import netns_path
+        try:
+            path = netns_path(netns)
+        except ValueError as exc:
+            raise OcservError(str(exc)) from None
+        if not os.path.exists(path):
+            raise OcservError(f"network namespace {netns!r} does not exist ({path})",
+                              hint="create it first (the topology role, or `ip netns add`)")
+        return netns
+
+    def _start(self, netns: str, settings: OcservSettings, timeout: float) -> int:
+        probe_host = settings.listen_host or "127.0.0.1"
+        if _tcp_open(netns, probe_host, settings.port, 0.3):
+            raise OcservError(f"TCP port {settings.port} in namespace {netns} is already in use",
+                              hint="stop whatever listens there, or choose --port")
+        began = time.monotonic()
+        with open(self.state_dir / "ocserv.out", "ab") as log:
+            proc = subprocess.Popen(
+                ["ip", "netns", "exec", netns, OCSERV, "-f", "-c", str(self.config_path)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True)
+        main = None
+        deadline = began + timeout
+        while time.monotonic() < deadline:
+            code = proc.poll()
+            if code is not None:
+                raise OcservError(f"ocserv in {netns} exited with status {code} during start: "
+                                  f"{self._tail()}", hint=f"see {self.state_dir}/ocserv.out")
+            if main is None and self._is_ocserv(proc.pid):
+                # `ip netns exec` execs ocserv: same PID. Recorded at once, so that a failed
+                # start can still be stopped by PID.
+                main = ProcessId.of(proc.pid)
+                if main is not None:
+                    self._record({"netns": netns, "started": time.time(), "main": vars(main)})
+            if main is not None and _tcp_open(netns, probe_host, settings.port, 0.2):
+                return int((time.monotonic() - began) * 1000)
+            time.sleep(0.03)
+        self.down()
+        raise OcservError(f"ocserv in {netns} did not listen on {settings.port} within {timeout:g} s",
+                          hint=f"see {self.state_dir}/ocserv.out")
+
+    @staticmethod
+    def _is_ocserv(pid: int) -> bool:
+        try:
+            exe, ours = os.stat(f"/proc/{pid}/exe"), os.stat(OCSERV)
+        except OSError:
+            return False
+        return (exe.st_dev, exe.st_ino) == (ours.st_dev, ours.st_ino)
+
+    def _tail(self, lines: int = 5) -> str:
+        text = _read(self.state_dir / "ocserv.out")
+        return " | ".join(l.strip() for l in text.splitlines()[-lines:] if l.strip()) or "(no output)"
+
+    def down(self, *, grace: float = 4.0) -> dict:
+        """Stop the processes this instance started, by PID; leave everything else."""
+        state = self.recorded()
+        if not state:
+            return {"changed": False, "stopped": [], "killed": [], "state_dir": str(self.state_dir)}
+        main = state.get("main")
+        owned: list[dict] = []
+        if main and self._owned(main):
+            owned.append(main)
+            owned += [vars(c) for c in self._children(main)]
+        stopped, killed = [], []
+        if owned:
+            try:
+                os.kill(owned[0]["pid"], signal.SIGTERM)  # main stops sec-mod and workers
+                stopped.append(owned[0]["pid"])
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(self._owned(e) for e in owned):
+            time.sleep(0.03)
+        for entry in owned:
+            if self._owned(entry):
+                try:
+                    os.kill(entry["pid"], signal.SIGKILL)
+                    killed.append(entry["pid"])
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and any(self._owned(e) for e in owned):
+            time.sleep(0.03)
+        left = [e["pid"] for e in owned if self._owned(e)]
+        if left:
+            raise OcservError(f"ocserv PIDs {left} did not exit after SIGKILL")
+        state["main"] = None
+        self._record(state)
+        return {"changed": bool(stopped or killed), "stopped": stopped, "killed": killed,
+                "state_dir": str(self.state_dir)}
+
+    def _stop_leftovers(self) -> None:
+        state = self.recorded() or {}
+        if state.get("main") and self._owned(state["main"]):
+            self.down()
+
+    def status(self) -> dict:
+        state = self.recorded() or {}
+        running = self.is_running()
+        listening = None
+        if running and state.get("netns") and state.get("port"):
+            listening = _tcp_open(state["netns"], state.get("listen_host") or "127.0.0.1",
+                                  state["port"], 0.3)
+        return {"running": running, "netns": state.get("netns"), "pids": self.pids(),
+                "port": state.get("port"), "listening": listening, "pool": state.get("pool"),
+                "users": state.get("users", []), "ping_target": state.get("ping_target"),
+                "state_dir": str(self.state_dir)}
+
+
+# ------------------------------------------------------------------------ command line
+
+
+def _env_name(user: str) -> str:
+    return PASSWORD_ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", user.upper())
+
+
+def users_from_env(names: list[str], environ=os.environ) -> dict[str, str]:
+    users = {}
+    for name in names:
+        password = environ.get(_env_name(name))
+        if password is None and len(names) == 1:
+            password = environ.get(PASSWORD_ENV)
+        if not password:
+            raise OcservError(f"no password for user {name!r} in the environment",
+                              hint=f"set {_env_name(name)} (or {PASSWORD_ENV} for a single user)")
+        users[name] = password
+    return users
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m aovpn_lab.tlsvpn.ocserv",
+                                description="Lab ocserv (AnyConnect-compatible TLS VPN) in a netns.")
+    sub = p.add_subparsers(dest="action", required=True)
+    up = sub.add_parser("up", help="start (or keep) an instance")
+    up.add_argument("--netns", required=True)
+    up.add_argument("--state", required=True, help="instance folder (created, mode 0700)")
+    up.add_argument("--cert", required=True, help="server certificate PEM (leaf first; a fullchain works)")
+    up.add_argument("--key", required=True, help="its private key, PEM, unencrypted")
+    up.add_argument("--user", action="append", default=[], required=True,
+                    help=f"user; password from ${PASSWORD_ENV_PREFIX}<USER> (or ${PASSWORD_ENV} for one user)")
+    up.add_argument("--port", type=int, default=443, help="TCP (and UDP for DTLS) port")
+    up.add_argument("--no-udp", action="store_true", help="no DTLS listener")
+    up.add_argument("--listen", help="listen on this address only")
+    up.add_argument("--pool", default=DEFAULT_POOL)
+    up.add_argument("--route", action="append", default=[], help="extra split-include route (CIDR)")
+    down = sub.add_parser("down", help="stop the instance's processes (by recorded PID)")
+    down.add_argument("--state", required=True)
+    down.add_argument("--purge", action="store_true", help="also delete the instance folder")
+    status = sub.add_parser("status", help="is the instance running and listening")
+    status.add_argument("--state", required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.action == "up":
+            settings = OcservSettings(users=users_from_env(args.user), port=args.port,
+                                      udp=not args.no_udp, listen_host=args.listen,
+                                      pool=args.pool, routes=args.route)
+            result = OcservInstance(args.state, args.netns).up(settings, args.cert, args.key)
+        elif args.action == "down":
+            instance = OcservInstance(args.state)
+            result = instance.down()
+            if args.purge and instance.state_dir.exists():
+                shutil.rmtree(instance.state_dir)
+                result.update(changed=True, purged=True)
+        else:
+            result = OcservInstance(args.state).status()
+            print(json.dumps(result))
+            return 0 if result["running"] else 1
+    except AovpnError as exc:
+        print(json.dumps({"failed": True, "msg": str(exc)}))
+        print(f"ocserv: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

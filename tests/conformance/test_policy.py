@@ -1,0 +1,80 @@
+"""What the gateway accepts and presents, checked directly: its IKE proposals (offered one
+at a time, statelessly) and its certificate chain (EKUs, names, validity, size)."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from aovpn_lab import paths
+from aovpn_lab.verdict import Expectation, Verdict
+
+CANDIDATES = yaml.safe_load((paths.PROFILES / "crypto-candidates.yml").read_text())["candidates"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "gateway_name" in metafunc.fixturenames:
+        from aovpn_lab import inventory
+        from aovpn_lab.target import Target
+        target = Target.from_inventory(inventory.load(metafunc.config.getoption("--inventory"),
+                                                      prefix=metafunc.config.getoption("--lab-prefix")))
+        names = [g.name for g in target.gateways]
+        metafunc.parametrize("gateway_name", names, ids=[f"of-{n}" for n in names])
+
+
+def test_gateway_refuses_weak_ike_proposals(gateway_name, target, edge, cell):
+    from aovpn_lab.conditions.model import OPEN
+    from aovpn_lab.ike import craft
+    from aovpn_lab.ike.craft_netns import run_in_netns
+    gw = next(g for g in target.gateways if g.name == gateway_name)
+    edge.apply(OPEN)
+    proposals = [c["proposal"] for c in CANDIDATES]
+    if target.client.netns:
+        results = run_in_netns(target.client.netns, craft.accepted_proposals, gw.address, proposals, timeout=0.5)
+    else:
+        results = craft.accepted_proposals(gw.address, proposals, timeout=0.5)
+    weak = {c["proposal"] for c in CANDIDATES if c["weak"]}
+    accepted_weak = sorted(r["proposal"] for r in results if r["accepted"] and r["proposal"] in weak)
+    unanswered = [r["proposal"] for r in results if r["accepted"] is None]
+    observed = ("accepts " + ", ".join(accepted_weak)) if accepted_weak else \
+        ("no answer" if len(unanswered) == len(results) else "refuses every weak proposal")
+    expected = Expectation("refuses every weak proposal", "AOVPN-IKE-CRYPTO-001",
+                           "3DES, SHA-1 and DH group 1/2 are below the Always On VPN minimum (AES128, SHA256, DH14)",
+                           fix="set a custom IKE policy on the gateway (RRAS: Set-VpnServerConfiguration "
+                               "-CustomPolicy AES128/SHA256128/Group14/PFS2048 or the GCM set)")
+    evidence = {
+        "accepted": [r["proposal"] + (f" (wants DH {r['requested_group_name']})" if r["requested_group_name"] else "")
+                     for r in results if r["accepted"]],
+        "refused": [r["proposal"] for r in results if r["accepted"] is False],
+        "no answer": unanswered,
+        "probes": results,
+    }
+    verdict = cell.record(Verdict.compare(expected, observed, evidence))
+    assert verdict.holds, verdict.reason
+    # and it still accepts what a recommended client offers
+    assert any(r["accepted"] for r in results if r["proposal"] == "aes128-sha256-modp2048"), evidence
+
+
+def test_gateway_certificate_meets_the_requirements(gateway_name, target, cell):
+    from aovpn_lab.certs.inspect import inspect_chain, load_files, to_json
+    gw = next(g for g in target.gateways if g.name == gateway_name)
+    if gw.gateway_cert_file is None:
+        pytest.skip(f"{gw.name}: the gateway's certificate file is not known (external target without it)")
+    files = [gw.gateway_cert_file] + ([gw.chain_file] if gw.chain_file and gw.chain_file.stat().st_size else []) \
+        + [gw.ca_file]
+    certs, sources = load_files(files)
+    report = inspect_chain(certs, dial_name=gw.identity, role="ikev2-server", sources=sources)
+    fails = sorted(f.code for f in report.findings if f.severity == "fail")
+    warns = sorted(f.code for f in report.findings if f.severity == "warn")
+    observed = ("fails " + ", ".join(fails)) if fails else "meets the requirements"
+    needs_frag = "ike-fragmentation-needed" in warns
+    reason = f"certificate {gw.identity}: {len(report.certs)} certificates"
+    if needs_frag:
+        reason += (f"; the predicted IKE_AUTH needs IP fragmentation, so RFC 7383 must be on (it is "
+                   f"{'on' if gw.fragmentation else 'OFF'})")
+    expected = Expectation("meets the requirements", "AOVPN-CERT-001", reason,
+                           fix="reissue the certificate with SAN = the name clients dial and the Server "
+                               "Authentication (+ IP security IKE intermediate) EKU")
+    evidence = {"findings": [f"{f.severity}: {f.code}: {f.message}" for f in report.findings],
+                "chain": to_json(report)}
+    verdict = cell.record(Verdict.compare(expected, observed, evidence))
+    assert verdict.holds, verdict.reason
