@@ -44,12 +44,12 @@ def external_gateway(tmp_path_factory, lab):
                 s.load_key(ent.key.read_bytes())
                 s.s.load_pool({"ext-pool": {"addrs": "198.19.9.0/24"}})
                 s.load_conn("ext", {
-                    "version": "2", "local_addrs": ["203.0.113.250"], "proposals": ["aes128-sha256-modp2048"],
+                    "version": "2", "local_addrs": ["203.0.113.250"], "proposals": ["aes128-sha256-modp2048", "aes128gcm16-prfsha256-modp2048"],
                     "send_cert": "always", "send_certreq": "no", "pools": ["ext-pool"],
                     "local": {"auth": "pubkey", "certs": [ent.cert.read_bytes()], "id": "vpn.example.org"},
                     "remote": {"auth": "pubkey", "cacerts": [pki.ca.read_bytes()]},
                     "children": {"net": {"local_ts": ["198.51.100.250/32"],
-                                         "esp_proposals": ["aes128-sha256-modp2048"]}},
+                                         "esp_proposals": ["aes128-sha256-modp2048", "aes128gcm16"]}},
                 })
             client = pki.entities["tester.example.org"]
             inv = tmp / "external.yml"

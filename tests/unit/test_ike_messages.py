@@ -63,3 +63,19 @@ def test_retransmits_are_counted_once_not_as_extra_packets():
     msgs = messages.parse(LOST)
     assert len(msgs) == 1
     assert msgs[0].retransmits == 2 and msgs[0].packets == 1 and msgs[0].size == 464
+
+
+def test_after_a_cookie_round_the_repeated_ike_sa_init_is_the_one_reported():
+    lines = """\
+generating IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) ]
+sending packet: from 192.0.2.10[500] to 203.0.113.10[500] (464 bytes)
+received packet: from 203.0.113.10[500] to 192.0.2.10[500] (60 bytes)
+parsed IKE_SA_INIT response 0 [ N(COOKIE) ]
+generating IKE_SA_INIT request 0 [ N(COOKIE) SA KE No N(NATD_S_IP) N(NATD_D_IP) ]
+sending packet: from 192.0.2.10[500] to 203.0.113.10[500] (480 bytes)
+received packet: from 203.0.113.10[500] to 192.0.2.10[500] (472 bytes)
+parsed IKE_SA_INIT response 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) ]
+""".splitlines()
+    msgs = messages.parse(lines)
+    assert messages.find(msgs, "IKE_SA_INIT", "request").size == 480
+    assert messages.find(msgs, "IKE_SA_INIT", "response").size == 472

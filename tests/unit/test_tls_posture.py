@@ -30,7 +30,7 @@ from aovpn_lab.tls.posture import (
 
 def _issue(cn, *, san=None, issuer=None, issuer_key=None, ca=False, key=None, eku=True):
     key = key or ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     b = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer.subject if issuer else name)
          .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -52,10 +52,10 @@ def pki():
 
 
 def _posture(**kw) -> TlsPosture:
-    base = dict(host="203.0.113.231", port=443, server_name="vpn.example.net", reachable=True,
-                protocols={"SSL 2.0": False, "SSL 3.0": False, "TLS 1.0": False, "TLS 1.1": False,
-                           "TLS 1.2": True, "TLS 1.3": True},
-                trusted=True, trust_anchor="ca.pem", chain_in_order=True, deployments=1)
+    base = {"host": "203.0.113.231", "port": 443, "server_name": "vpn.example.net", "reachable": True,
+            "protocols": {"SSL 2.0": False, "SSL 3.0": False, "TLS 1.0": False, "TLS 1.1": False,
+                          "TLS 1.2": True, "TLS 1.3": True},
+            "trusted": True, "trust_anchor": "ca.pem", "chain_in_order": True, "deployments": 1}
     base.update(kw)
     return TlsPosture(**base)
 
@@ -371,3 +371,16 @@ def test_cli_error_is_json_and_exit_2(capsys, tmp_path):
     code = tp.main(["scan", "127.0.0.1", "--ca-file", str(tmp_path / "nope.pem"), "--json"])
     out = capsys.readouterr()
     assert code == 2 and json.loads(out.out)["failed"] is True and "does not exist" in out.err
+
+
+def test_doctests_of_the_posture_module():
+    import doctest
+    failed, _ = doctest.testmod(tp, optionflags=doctest.ELLIPSIS)
+    assert failed == 0
+
+
+def test_trust_that_could_not_be_checked_warns(pki):
+    root, _, leaf, _ = pki
+    p = _posture(ciphers=_good_ciphers(), trusted=None, trust_error="trust check could not connect: reset",
+                 chain=inspect_chain([leaf, root], "vpn.example.net", "sstp-server"))
+    assert ("cert-trust-unknown", "warn") in {(f.code, f.severity) for f in assess(p)}

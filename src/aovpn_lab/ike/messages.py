@@ -110,7 +110,9 @@ def parse(lines: list[str]) -> list[IkeMessage]:
 
 
 def find(msgs: list[IkeMessage], exchange: str, kind: str, direction: str | None = None) -> IkeMessage | None:
-    for m in msgs:
+    """The last such message: after a COOKIE or INVALID_KE round, the repeated IKE_SA_INIT
+    is the one that counts."""
+    for m in reversed(msgs):
         if m.exchange == exchange and m.kind == kind and (direction is None or m.direction == direction):
             return m
     return None

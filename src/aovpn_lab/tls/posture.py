@@ -34,7 +34,8 @@ Findings (``fail`` = requirement not met, ``warn`` = risky or not recommended, `
   ``cipher-no-aead`` (TLS 1.2 without any GCM/CCM/ChaCha20 suite) — warn
 - certificate: ``cert-untrusted`` (fail: the chain the server sends does not verify up
   to ``ca_file``, or to the system store without one; names are not part of this check),
-  ``cert-none`` (fail: no certificate), ``cert-chain-order`` (warn),
+  ``cert-none`` (fail: no certificate), ``cert-trust-unknown`` (warn: the OpenSSL
+  check could not connect), ``cert-chain-order`` (warn),
   ``cert-strict-validation`` (warn: trusted by OpenSSL but RFC 5280 strict path
   validation, as in sslyze/cryptography, rejects it for a reason other than the name),
   ``cert-ecdsa`` (info: ECDSA, recommended), ``cert-deployments`` (info: the server
@@ -245,8 +246,8 @@ class TlsPosture:
         if self.netns:
             where += f" from netns {self.netns}"
         n_fail, n_warn = len(self.failures), len(self.warnings)
-        lines = [f"TLS posture of {where}: {'FAIL' if n_fail else 'PASS'} "
-                 f"({n_fail} failed, {n_warn} warning(s)) in {self.elapsed_ms} ms"]
+        lines = [(f"TLS posture of {where}: {'FAIL' if n_fail else 'PASS'} "
+                  f"({n_fail} failed, {n_warn} warning(s)) in {self.elapsed_ms} ms")]
         if not self.reachable:
             lines.append(f"  unreachable   {self.error}")
         else:
@@ -336,11 +337,8 @@ def cipher_weaknesses(name: str, *, key_size: int | None = None, anonymous: bool
               or re.match(r"TLS_(DH|ECDH)_(RSA|DSS|ECDSA)_", n) is not None)
     if static:
         codes.append("cipher-no-forward-secrecy")
-    if dh_bits:
-        if dh_type == "DH" and dh_bits < 2048:
-            codes.append("cipher-weak-dh")
-        elif dh_type == "ECDH" and dh_bits < 224:
-            codes.append("cipher-weak-dh")
+    if dh_bits and ((dh_type == "DH" and dh_bits < 2048) or (dh_type == "ECDH" and dh_bits < 224)):
+        codes.append("cipher-weak-dh")
     return codes
 
 
@@ -395,7 +393,11 @@ def assess(posture: TlsPosture) -> list[Finding]:
             out.append(Finding("cert-untrusted", "fail",
                                f"the chain the server sends does not verify to {posture.trust_anchor}: "
                                f"{posture.trust_error}", "certificate"))
-        elif posture.trusted and posture.strict_error:
+        elif posture.trusted is None:
+            out.append(Finding("cert-trust-unknown", "warn",
+                               f"the chain could not be checked against {posture.trust_anchor}: "
+                               f"{posture.trust_error}", "certificate"))
+        elif posture.strict_error:
             out.append(Finding("cert-strict-validation", "warn",
                                "trusted by OpenSSL, but RFC 5280 strict path validation rejects it: "
                                f"{posture.strict_error}", "certificate"))
@@ -438,7 +440,7 @@ def _health_findings(health: HealthCheck | None) -> list[Finding]:
 
 def _require_sslyze():
     try:
-        import sslyze  # noqa: F401
+        import sslyze
     except ImportError:
         raise TlsScanError("sslyze is not installed in this Python",
                            hint=f"pip install '{SSLYZE_REQUIREMENT}'") from None
@@ -450,6 +452,7 @@ def _check_netns(netns: str | None) -> None:
     if not netns:
         return
     import os
+
     from ..ike.craft_netns import netns_path
     try:
         path = netns_path(netns)
@@ -487,7 +490,7 @@ def scan_tls(host: str, port: int = 443, *, server_name: str | None, ca_file: st
     _check_netns(netns)
     began = time.monotonic()
     posture = TlsPosture(host=host, port=port, server_name=server_name, ca_file=ca_file,
-                         netns=netns, scanned_at=dt.datetime.now(dt.timezone.utc))
+                         netns=netns, scanned_at=dt.datetime.now(dt.UTC))
     if netns:
         from ..ike.craft_netns import run_in_netns
         run_in_netns(netns, _scan_into, posture, timeout, netns_timeout=timeout * 12 + 30)
@@ -510,7 +513,7 @@ def _scan_into(posture: TlsPosture, timeout: float) -> None:
     sni = posture.server_name or ip
     location = sslyze.ServerNetworkLocation(hostname=sni, port=posture.port, ip_address=ip)
     config = sslyze.ServerNetworkConfiguration(tls_server_name_indication=sni,
-                                               network_timeout=max(1, int(round(timeout))),
+                                               network_timeout=max(1, round(timeout)),
                                                network_max_retries=1)
     commands = {getattr(sslyze.ScanCommand, attr.upper()) for attr, _ in PROTOCOLS}
     commands.add(sslyze.ScanCommand.CERTIFICATE_INFO)
@@ -573,10 +576,8 @@ def _accepted(label: str, suite) -> AcceptedCipher:
 
 def _certificate_into(posture: TlsPosture, attempt, ip: str, timeout: float) -> None:
     from ..certs.inspect import inspect_chain
-    if attempt.result is None:
-        posture.strict_error = "sslyze certificate_info failed"
-        chain = []
-    else:
+    chain: list = []
+    if attempt.result is not None:
         deployments = attempt.result.certificate_deployments
         posture.deployments = len(deployments)
         if not deployments:
@@ -618,9 +619,9 @@ def _openssl_trust(ip: str, port: int, server_name: str | None, ca_file: str | N
         ctx.minimum_version = ssl.TLSVersion.TLSv1  # judge the chain, whatever the protocol
     ctx.set_ciphers("ALL:!aNULL:!eNULL:@SECLEVEL=0")
     try:
-        with socket.create_connection((ip, port), timeout=timeout) as raw:
-            with ctx.wrap_socket(raw, server_hostname=server_name) as tls:
-                return True, "", tls.getpeercert(binary_form=True)
+        with socket.create_connection((ip, port), timeout=timeout) as raw, \
+                ctx.wrap_socket(raw, server_hostname=server_name) as tls:
+            return True, "", tls.getpeercert(binary_form=True)
     except ssl.SSLCertVerificationError as exc:
         return False, exc.verify_message or str(exc), None
     except (OSError, ssl.SSLError) as exc:
@@ -672,7 +673,7 @@ def _health(host: str, port: int, server_name: str | None, ca_file: str | None, 
         ctx.verify_mode = ssl.CERT_NONE
     try:
         raw = socket.create_connection((host, port), timeout=timeout)
-    except socket.timeout:
+    except TimeoutError:
         return done("tcp-443-blocked", f"no answer to TCP SYN within {timeout:g} s")
     except OSError as exc:
         return done("tcp-443-blocked", exc.strerror or str(exc))
@@ -682,7 +683,7 @@ def _health(host: str, port: int, server_name: str | None, ca_file: str | None, 
             tls = ctx.wrap_socket(raw, server_hostname=server_name)
         except ssl.SSLCertVerificationError as exc:
             return done("cert-untrusted", exc.verify_message or str(exc))
-        except socket.timeout:
+        except TimeoutError:
             return done("timeout", "TLS handshake did not finish")
         except (ssl.SSLError, OSError) as exc:
             return done("tls-failed", str(exc))
@@ -695,7 +696,7 @@ def _health(host: str, port: int, server_name: str | None, ca_file: str | None, 
             try:
                 tls.sendall(request.encode("ascii"))
                 head = _read_head(tls, deadline)
-            except socket.timeout:
+            except TimeoutError:
                 return done("timeout", "no HTTP answer")
             except (ssl.SSLError, OSError) as exc:
                 return done("tls-failed", f"connection broke: {exc}")
@@ -719,7 +720,7 @@ def _read_head(tls: ssl.SSLSocket, deadline: float, limit: int = 65536) -> bytes
         if remaining <= 0:
             if data:
                 break
-            raise socket.timeout("deadline")
+            raise TimeoutError("deadline")
         tls.settimeout(remaining)
         try:
             chunk = tls.recv(4096)

@@ -58,6 +58,9 @@ PASSWORD_ENV_PREFIX = "AOVPN_TLSVPN_PASSWORD_"
 PASSWORD_ENV = "AOVPN_TLSVPN_PASSWORD"
 _SAFE_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _SAFE_PRIORITIES = re.compile(r"^[A-Za-z0-9%:+\-._]{1,400}$")
+# Popen objects of the servers this process started: kept so that they are waited for
+# (reaped) by down() instead of lingering as zombies or warning when collected.
+_STARTED: dict[int, subprocess.Popen] = {}
 
 
 class OcservError(AovpnError):
@@ -134,7 +137,8 @@ def render_config(settings: OcservSettings, state_dir: str | Path) -> str:
     """ocserv.conf for an instance whose files all live in ``state_dir``.
 
     >>> text = render_config(OcservSettings(users={"a": "b"}, port=4443), "/s")
-    >>> "tcp-port = 4443" in text, "udp-port = 4443" in text, "dns" in text.replace("no DNS", "")
+    >>> lines = text.splitlines()
+    >>> "tcp-port = 4443" in lines, "udp-port = 4443" in lines, any(l.startswith("dns") for l in lines)
     (True, True, False)
     """
     d = Path(state_dir)
@@ -264,6 +268,14 @@ def _read(path: Path) -> str:
         return path.read_text()
     except OSError:
         return ""
+
+
+def _reap(entries: list[dict]) -> None:
+    """Wait for those of ``entries`` that this process started and that have exited."""
+    for entry in entries:
+        proc = _STARTED.get(entry["pid"])
+        if proc is not None and proc.poll() is not None:
+            _STARTED.pop(entry["pid"], None)
 
 
 def _tcp_open(netns: str, host: str, port: int, timeout: float) -> bool:
@@ -432,6 +444,7 @@ class OcservInstance:
                 ["ip", "netns", "exec", netns, OCSERV, "-f", "-c", str(self.config_path)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, close_fds=True)
+        _STARTED[proc.pid] = proc
         main = None
         deadline = began + timeout
         while time.monotonic() < deadline:
@@ -484,6 +497,7 @@ class OcservInstance:
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and any(self._owned(e) for e in owned):
             time.sleep(0.03)
+            _reap(owned)
         for entry in owned:
             if self._owned(entry):
                 try:
@@ -494,6 +508,7 @@ class OcservInstance:
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline and any(self._owned(e) for e in owned):
             time.sleep(0.03)
+        _reap(owned)
         left = [e["pid"] for e in owned if self._owned(e)]
         if left:
             raise OcservError(f"ocserv PIDs {left} did not exit after SIGKILL")

@@ -8,7 +8,7 @@ SNI and the certificate name check use ``servername``), its own tun device and t
 lab's minimal vpnc-script (:mod:`aovpn_lab.tlsvpn.script`: no DNS changes). When the
 script reports the tunnel address, one ICMP echo goes through the tunnel, and
 openconnect is stopped by its PID (SIGTERM: it sends BYE and runs the disconnect step;
-SIGKILL after a grace period).
+SIGKILL after a grace period, short when no tunnel came up).
 
     >>> r = probe_openconnect("203.0.113.231", 4443, user="alice", password=secret,
     ...                       ca_file="ca.pem", servername="vpn.example.net",
@@ -41,18 +41,19 @@ from .script import STATUS_ENV, write_script
 OPENCONNECT = "openconnect"
 CAUSES = ("none", "tcp-443-blocked", "tls-failed", "cert-untrusted", "auth-failed", "timeout",
           "protocol-error")
-STOP_GRACE = 3.0
+STOP_GRACE = 3.0  # connected: time for BYE and the disconnect step
+STOP_GRACE_UNCONNECTED = 0.5  # nothing to tear down (openconnect ignores SIGTERM mid-handshake)
 PING_TRIES = 3
 
 # What openconnect 9.x prints, mapped to causes (checked in this order).
 _CERT = re.compile(r"Server certificate verify failed|failed verification|Error in the certificate|"
-                   r"certificate does not match hostname", re.I)
-_TCP = re.compile(r"Failed to connect to \S+?:\d+:\s*(.+)$|Failed to connect to host", re.I | re.M)
+                   r"certificate does not match hostname", re.IGNORECASE)
+_TCP = re.compile(r"Failed to connect to \S+?:\d+:\s*(.+)$|Failed to connect to host", re.IGNORECASE | re.MULTILINE)
 _AUTH = re.compile(r"Login failed|Authentication failed|Invalid username or password|"
                    r"Failed to complete authentication|User input required in non-interactive mode",
-                   re.I)
+                   re.IGNORECASE)
 _TLS = re.compile(r"SSL connection failure|Failed to complete TLS handshake|"
-                  r"TLS handshake failed|SSL negotiation .*failed|GnuTLS|handshake", re.I)
+                  r"TLS handshake failed|SSL negotiation .*failed|GnuTLS|handshake", re.IGNORECASE)
 
 
 @dataclass
@@ -119,13 +120,13 @@ def classify(output: str, *, connected: bool, timed_out: bool) -> tuple[str, str
     if connected:
         return "none", ""
     if _CERT.search(output):
-        reason = re.search(r"Reason:\s*(.+)$|Server certificate verify failed:\s*(.+)$", output, re.M)
+        reason = re.search(r"Reason:\s*(.+)$|Server certificate verify failed:\s*(.+)$", output, re.MULTILINE)
         return "cert-untrusted", (next(g for g in reason.groups() if g).strip() if reason
                                   else "server certificate not trusted")
     tcp = _TCP.search(output)
-    if tcp and not re.search(r"^Connected to \S+:\d+", output, re.M):
+    if tcp and not re.search(r"^Connected to \S+:\d+", output, re.MULTILINE):
         return "tcp-443-blocked", (tcp.group(1) or "TCP connection failed").strip()
-    tcp_up = re.search(r"^Connected to \S+:\d+", output, re.M) is not None
+    tcp_up = re.search(r"^Connected to \S+:\d+", output, re.MULTILINE) is not None
     https_up = "Connected to HTTPS" in output
     if timed_out:
         if not tcp_up:
@@ -274,8 +275,10 @@ def probe_openconnect(server: str, port: int = 443, *, user: str, password: str,
                 result.ping_ok, result.ping_ms = _ping(netns, ping, interface,
                                                        max(deadline, time.monotonic() + 3.0))
         finally:
-            result.exit_code, result.stopped = _stop(proc)
+            result.exit_code, result.stopped = _stop(
+                proc, STOP_GRACE if result.connected else STOP_GRACE_UNCONNECTED)
             reader.join(timeout=2)
+            proc.stdout.close()
         result.elapsed_ms = int((time.monotonic() - began) * 1000)
     lines = reader.snapshot()
     result.log = [f"{ms:>6} ms  {text}" for ms, text in lines]
@@ -298,7 +301,7 @@ def probe_openconnect(server: str, port: int = 443, *, user: str, password: str,
     return result
 
 
-def _stop(proc: subprocess.Popen) -> tuple[int | None, str]:
+def _stop(proc: subprocess.Popen, grace: float) -> tuple[int | None, str]:
     """Stop openconnect by its PID: SIGTERM (BYE, disconnect script), then SIGKILL."""
     if proc.poll() is not None:
         return proc.returncode, "exited"
@@ -308,7 +311,7 @@ def _stop(proc: subprocess.Popen) -> tuple[int | None, str]:
     except ProcessLookupError:
         pass
     try:
-        proc.wait(STOP_GRACE)
+        proc.wait(grace)
     except subprocess.TimeoutExpired:
         how = "SIGKILL"
         try:
