@@ -10,7 +10,7 @@ DEBIAN_PACKAGES=(
   iproute2 iputils-ping nftables conntrack tcpdump
   openssh-server openssh-client
   strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
-  softether-vpnserver freeradius binutils
+  softether-vpnserver freeradius binutils ocserv openconnect
 )
 
 missing=()

@@ -75,6 +75,17 @@ def main(argv: list[str] | None = None) -> int:
                 s, r = cell(prof, cond)
                 say(f"IKEv2 cell, failing: {cond}/{prof}", f"{s:.2f}s -> {r.cause}")
             edge.apply(Condition.parse("open"))
+            if target.sstp_gateways:
+                from .sstp.probe import probe_sstp
+                sg = target.sstp_gateways[0]
+                times = []
+                for _ in range(5):
+                    t0 = time.monotonic()
+                    r = probe_sstp(sg.address, sg.port, user=sg.user, password=sg.password, ca_file=str(sg.ca_file),
+                                   sni=sg.identity, ping=sg.ping_target, timeout=10, netns=target.client.netns)
+                    assert r.connected, f"SSTP did not connect: {r.cause}"
+                    times.append(time.monotonic() - t0)
+                say("SSTP cell (TLS, MS-CHAPv2, IPCP, ping, disconnect)", _fmt(times))
         reports = paths.REPORTS
         t = time.monotonic()
         from .report.run import run_suite

@@ -108,12 +108,13 @@ class IkeClient:
 
 
 @dataclass(frozen=True)
-class SstpGateway:
+class TlsGateway:
+    """A TLS VPN endpoint: SSTP (user is NAME@HUB on the lab's SoftEther) or ocserv."""
     name: str
     address: str
     identity: str
     port: int
-    user: str                              # NAME@HUB
+    user: str
     password: str = field(repr=False)      # never in repr, logs or reports
     ca_file: Path | None = None
     ping_target: str | None = None
@@ -126,7 +127,8 @@ class Target:
     client: IkeClient
 
     variant: str = "default"
-    sstp_gateways: tuple[SstpGateway, ...] = ()
+    sstp_gateways: tuple[TlsGateway, ...] = ()
+    tlsvpn_gateways: tuple[TlsGateway, ...] = ()
 
     @classmethod
     def from_inventory(cls, inv: Inventory) -> "Target":
@@ -140,8 +142,9 @@ class Target:
         if not gateways:
             raise InventoryError(f"{inv.path}: group 'ikev2_gateways' has no hosts",
                                  hint="describe at least one gateway (see inventories/examples/)")
-        sstp = tuple(_sstp_gateway(inv, h) for h in inv.group("sstp_gateways"))
-        return cls(inv, gateways, client, variant.name, sstp)
+        sstp = tuple(_tls_gateway(inv, h, "sstp_gateway") for h in inv.group("sstp_gateways"))
+        tlsvpn = tuple(_tls_gateway(inv, h, "tlsvpn_gateway") for h in inv.group("tlsvpn_gateways"))
+        return cls(inv, gateways, client, variant.name, sstp, tlsvpn)
 
 
 def _section(h: Host, key: str) -> dict:
@@ -198,16 +201,16 @@ def _gateway(inv: Inventory, h: Host, client: IkeClient, overrides: dict) -> Ike
                       crypto_policy=g.get("crypto_policy"), ca_file=ca, client_cert_file=cert, client_key_file=key)
 
 
-def _sstp_gateway(inv: Inventory, h: Host) -> SstpGateway:
-    s = {**(h.var("ikev2_gateway") or {}), **_section(h, "sstp_gateway")}
-    where = h.where("sstp_gateway")
+def _tls_gateway(inv: Inventory, h: Host, section: str) -> TlsGateway:
+    s = {**(h.var("ikev2_gateway") or {}), **_section(h, section)}
+    where = h.where(section)
     users = s.get("users") or []
     if not users or "name" not in users[0] or "password" not in users[0]:
-        raise InventoryError(f"{where}: sstp_gateway.users: expected [{{name, password}}] (the test user)")
-    hub = s.get("hub", "LAB")
+        raise InventoryError(f"{where}: {section}.users: expected [{{name, password}}] (the test user)")
+    user = f"{users[0]['name']}@{s.get('hub', 'LAB')}" if section == "sstp_gateway" else users[0]["name"]
     lab = inv.lab if inv.lab and h.name in inv.lab.hosts else None
     ca = (lab.state_root / "pki" / str(s.get("certificate_profile", "small")) / "ca.pem") if lab else \
         (Path(s["ca_file"]).expanduser() if s.get("ca_file") else None)
-    return SstpGateway(name=h.name, address=str(s.get("address") or h.address), identity=str(s["identity"]),
-                       port=int(s.get("port", 443)), user=f"{users[0]['name']}@{hub}",
-                       password=str(users[0]["password"]), ca_file=ca, ping_target=s.get("ping_target"))
+    return TlsGateway(name=h.name, address=str(s.get("address") or h.address), identity=str(s["identity"]),
+                      port=int(s.get("port", 443)), user=user, password=str(users[0]["password"]), ca_file=ca,
+                      ping_target=s.get("ping_target"))

@@ -324,6 +324,7 @@ def tls_lab():
         errors += _destroy()
         if errors:
             raise RuntimeError("teardown: " + "; ".join(errors))
+        shutil.rmtree(STATE, ignore_errors=True)  # throwaway keys; kept only when teardown failed
 
 
 # -- TLS posture ---------------------------------------------------------------------------------

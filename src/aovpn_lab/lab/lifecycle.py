@@ -42,6 +42,8 @@ REQUIRED_BINARIES = {
     "ping": "iputils-ping",
     "/usr/libexec/softether/vpnserver/vpnserver": "softether-vpnserver",
     "/usr/sbin/freeradius": "freeradius",
+    "/usr/sbin/ocserv": "ocserv",
+    "openconnect": "openconnect",
 }
 
 
@@ -136,6 +138,9 @@ def status(inv: Inventory) -> dict[str, Any]:
         if "sstp_gateways" in host.groups:
             from ..sstp.softether import SoftEtherInstance
             entry["softether"] = SoftEtherInstance(hdir / "softether").is_running()
+        if "tlsvpn_gateways" in host.groups:
+            from ..tlsvpn.ocserv import OcservInstance
+            entry["ocserv"] = OcservInstance(hdir / "ocserv").is_running()
         if "radius_servers" in host.groups:
             from ..radius.server import FreeRadius
             entry["freeradius"] = FreeRadius(hdir / "freeradius").pid() is not None

@@ -1,0 +1,64 @@
+"""TLS endpoints: the SSTP gateway's TLS posture (what a strict client or auditor sees),
+and another TLS-based VPN (ocserv + openconnect) through the same hostile networks."""
+from __future__ import annotations
+
+import pytest
+
+from aovpn_lab.conditions.model import Condition
+from aovpn_lab.verdict import Expectation, Verdict
+
+TLSVPN_CONDITIONS = ["open", "drop-ip-fragments", "block-udp-500", "block-udp-4500", "mtu:1280"]
+
+
+def _target(metafunc):
+    from aovpn_lab import inventory
+    from aovpn_lab.target import Target
+    return Target.from_inventory(inventory.load(metafunc.config.getoption("--inventory"),
+                                                prefix=metafunc.config.getoption("--lab-prefix")))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "sstp_endpoint" in metafunc.fixturenames:
+        names = [g.name for g in _target(metafunc).sstp_gateways]
+        metafunc.parametrize("sstp_endpoint", names, ids=[f"of-sstp-on-{n}" for n in names])
+    if "tlsvpn_cell" in metafunc.fixturenames:
+        params = [(c, g.name) for g in _target(metafunc).tlsvpn_gateways for c in TLSVPN_CONDITIONS]
+        metafunc.parametrize("tlsvpn_cell", params, ids=[f"openconnect-via-{c}-to-{g}" for c, g in params])
+
+
+def test_tls_posture(sstp_endpoint, target, edge, cell):
+    from aovpn_lab.conditions.model import OPEN
+    from aovpn_lab.tls.posture import scan_tls
+    gw = next(g for g in target.sstp_gateways if g.name == sstp_endpoint)
+    edge.apply(OPEN)
+    posture = scan_tls(gw.address, gw.port, server_name=gw.identity, ca_file=str(gw.ca_file) if gw.ca_file else None,
+                       netns=target.client.netns, health=True)
+    fails = sorted(posture.codes("fail"))
+    observed = ("fails " + ", ".join(fails)) if fails else "no failed finding"
+    expected = Expectation("no failed finding", "AOVPN-SSTP-TLS-001",
+                           "TLS 1.2+ only, no weak suites, a trusted certificate for the dialled name",
+                           fix="disable TLS 1.0/1.1 and weak suites on the SSTP listener (or the TLS-offloading "
+                               "balancer); reissue the certificate for the public name")
+    data = posture.to_json()
+    evidence = {"findings": [f"{f.severity}: {f.code}: {f.message}" for f in posture.findings],
+                "health check": data.get("health"), "posture": data}
+    verdict = cell.record(Verdict.compare(expected, observed, evidence))
+    assert verdict.holds, verdict.reason
+
+
+def test_tlsvpn_connection_matches_expectation(tlsvpn_cell, target, edge, cell):
+    from aovpn_lab.tlsvpn.probe import probe_openconnect
+    condition, gateway_name = tlsvpn_cell
+    gw = next(g for g in target.tlsvpn_gateways if g.name == gateway_name)
+    edge.apply(Condition.parse(condition))
+    result = probe_openconnect(gw.address, gw.port, user=gw.user, password=gw.password,
+                               ca_file=str(gw.ca_file) if gw.ca_file else None, servername=gw.identity,
+                               ping=gw.ping_target, timeout=10.0, netns=target.client.netns)
+    data = result.to_json()
+    observed = "connected" if result.connected else result.cause
+    expected = Expectation("connected", "AOVPN-TLSVPN-CONN-001",
+                           f"a TLS VPN needs only its TCP port; '{condition}' leaves it alone")
+    evidence = {k: data.get(k) for k in ("elapsed_ms", "ip", "ping_ok", "cause", "detail") if k in data}
+    evidence["edge drop counters"] = edge.counters()
+    verdict = cell.record(Verdict.compare(expected, observed, evidence, detail=data.get("detail") or ""))
+    assert verdict.holds, verdict.reason
