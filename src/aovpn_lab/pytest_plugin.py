@@ -66,6 +66,19 @@ def store_run_id(config: pytest.Config) -> str | None:
 
 # -- fixtures ---------------------------------------------------------------------
 
+TARGET = pytest.StashKey[object]()
+
+
+def target_of(config: pytest.Config):
+    """The target, loaded once per run: test modules parametrize their cells from it."""
+    if TARGET not in config.stash:
+        from . import inventory as inv_mod
+        from .target import Target
+        config.stash[TARGET] = Target.from_inventory(
+            inv_mod.load(config.getoption("--inventory"), prefix=config.getoption("--lab-prefix")))
+    return config.stash[TARGET]
+
+
 @pytest.fixture(scope="session")
 def inventory(request: pytest.FixtureRequest):
     from . import inventory as inv_mod
@@ -73,9 +86,8 @@ def inventory(request: pytest.FixtureRequest):
 
 
 @pytest.fixture(scope="session")
-def target(inventory):
-    from .target import Target
-    return Target.from_inventory(inventory)
+def target(request: pytest.FixtureRequest):
+    return target_of(request.config)
 
 
 class NoEdge:

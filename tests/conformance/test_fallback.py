@@ -20,6 +20,7 @@ from aovpn_lab.conditions.model import Condition
 from aovpn_lab.expectations import predict_ikev2
 from aovpn_lab.fallback import LABEL, STRATEGIES, VpnStrategy, predict, run_strategy
 from aovpn_lab.ike import probe, profiles
+from aovpn_lab.pytest_plugin import target_of
 from aovpn_lab.verdict import Expectation, Verdict
 
 REQUIREMENT = "AOVPN-FALLBACK-001"
@@ -74,10 +75,7 @@ def cases(target) -> list[Case]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "fallback_cell" in metafunc.fixturenames:
-        from aovpn_lab import inventory
-        from aovpn_lab.target import Target
-        target = Target.from_inventory(inventory.load(metafunc.config.getoption("--inventory"),
-                                                      prefix=metafunc.config.getoption("--lab-prefix")))
+        target = target_of(metafunc.config)
         params = cases(target)
         metafunc.parametrize("fallback_cell", params, ids=[c.id for c in params])
 

@@ -14,6 +14,7 @@ from aovpn_lab.conditions.model import Condition
 from aovpn_lab.certs.sizemodel import ip_fragments_needed
 from aovpn_lab.expectations import predict_ikev2, require_ikev2
 from aovpn_lab.ike import probe, profiles
+from aovpn_lab.pytest_plugin import target_of
 from aovpn_lab.verdict import Verdict
 
 MATRIX = yaml.safe_load((paths.PROFILES / "matrix.yml").read_text())["ikev2"]
@@ -26,10 +27,7 @@ AUTH_LABEL = {"pubkey": "", "eap-tls": "-user-eap-tls"}
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "ikev2_cell" in metafunc.fixturenames:
-        from aovpn_lab import inventory
-        from aovpn_lab.target import Target
-        target = Target.from_inventory(inventory.load(metafunc.config.getoption("--inventory"),
-                                                      prefix=metafunc.config.getoption("--lab-prefix")))
+        target = target_of(metafunc.config)
         params = [(a, p, c, gw.name) for gw in target.gateways for a, p, c in CELLS
                   if a != "eap-tls" or (gw.radius_identity and target.client.user)]
         metafunc.parametrize("ikev2_cell", params,

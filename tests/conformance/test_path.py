@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from aovpn_lab.conditions.model import Condition
+from aovpn_lab.pytest_plugin import target_of
 from aovpn_lab.verdict import Expectation, Verdict
 
 # condition -> the failing findings a correct scan reports (requirement AOVPN-IKE-PORT-001)
@@ -20,10 +21,7 @@ CONDITIONS = {
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "path_cell" in metafunc.fixturenames:
-        from aovpn_lab import inventory
-        from aovpn_lab.target import Target
-        target = Target.from_inventory(inventory.load(metafunc.config.getoption("--inventory"),
-                                                      prefix=metafunc.config.getoption("--lab-prefix")))
+        target = target_of(metafunc.config)
         params = [(c, gw.name) for gw in target.gateways for c in CONDITIONS]
         metafunc.parametrize("path_cell", params, ids=[f"via-{c}-to-{g}" for c, g in params])
 

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from aovpn_lab import paths
+from aovpn_lab.pytest_plugin import target_of
 from aovpn_lab.verdict import Expectation, Verdict
 
 CANDIDATES = yaml.safe_load((paths.PROFILES / "crypto-candidates.yml").read_text())["candidates"]
@@ -13,10 +14,7 @@ CANDIDATES = yaml.safe_load((paths.PROFILES / "crypto-candidates.yml").read_text
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "gateway_name" in metafunc.fixturenames:
-        from aovpn_lab import inventory
-        from aovpn_lab.target import Target
-        target = Target.from_inventory(inventory.load(metafunc.config.getoption("--inventory"),
-                                                      prefix=metafunc.config.getoption("--lab-prefix")))
+        target = target_of(metafunc.config)
         names = [g.name for g in target.gateways]
         metafunc.parametrize("gateway_name", names, ids=[f"of-{n}" for n in names])
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from aovpn_lab.conditions.model import Condition
+from aovpn_lab.pytest_plugin import target_of
 from aovpn_lab.verdict import Expectation, Verdict
 
 CONDITIONS = ["open", "nat", "drop-ip-fragments", "mtu:1280", "mtu:1200", "block-udp-500", "block-udp-4500",
@@ -24,10 +25,7 @@ def expectation(condition: str) -> Expectation:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "sstp_cell" in metafunc.fixturenames:
-        from aovpn_lab import inventory
-        from aovpn_lab.target import Target
-        target = Target.from_inventory(inventory.load(metafunc.config.getoption("--inventory"),
-                                                      prefix=metafunc.config.getoption("--lab-prefix")))
+        target = target_of(metafunc.config)
         params = [(c, gw.name) for gw in target.sstp_gateways for c in CONDITIONS]
         metafunc.parametrize("sstp_cell", params, ids=[f"mschapv2-via-{c}-to-{g}" for c, g in params])
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 import pytest
 
 from aovpn_lab.conditions.model import Condition
+from aovpn_lab.pytest_plugin import target_of
 from aovpn_lab.verdict import Expectation, Verdict
 
 TLSVPN_CONDITIONS = ["open", "drop-ip-fragments", "block-udp-500", "block-udp-4500", "mtu:1280"]
 
 
 def _target(metafunc):
-    from aovpn_lab import inventory
-    from aovpn_lab.target import Target
-    return Target.from_inventory(inventory.load(metafunc.config.getoption("--inventory"),
-                                                prefix=metafunc.config.getoption("--lab-prefix")))
+    return target_of(metafunc.config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AovpnError
+from ..passwords import passwords_from_env
 
 SYSTEM_BINARY = Path("/usr/libexec/softether/vpnserver/vpnserver")
 SYSTEM_HAMCORE = Path("/usr/libexec/softether/vpnserver/hamcore.se2")
@@ -1064,21 +1065,8 @@ def _tcp_open(netns: str, host: str, port: int, timeout: float) -> bool:
 # 3. command line
 
 
-def _env_name(user: str) -> str:
-    return PASSWORD_ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", user.upper())
-
-
 def users_from_env(names: list[str], environ=os.environ) -> dict[str, str]:
-    users = {}
-    for name in names:
-        password = environ.get(_env_name(name))
-        if password is None and len(names) == 1:
-            password = environ.get(PASSWORD_ENV)
-        if not password:
-            raise SoftEtherError(f"no password for user {name!r} in the environment",
-                                 hint=f"set {_env_name(name)} (or {PASSWORD_ENV} for a single user)")
-        users[name] = password
-    return users
+    return passwords_from_env(names, PASSWORD_ENV_PREFIX, PASSWORD_ENV, environ, SoftEtherError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AovpnError
+from ..passwords import passwords_from_env
 from ..sstp.softether import ProcessId, _is_zombie, _ppid
 from .script import write_script
 
@@ -538,21 +539,8 @@ class OcservInstance:
 # ------------------------------------------------------------------------ command line
 
 
-def _env_name(user: str) -> str:
-    return PASSWORD_ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", user.upper())
-
-
 def users_from_env(names: list[str], environ=os.environ) -> dict[str, str]:
-    users = {}
-    for name in names:
-        password = environ.get(_env_name(name))
-        if password is None and len(names) == 1:
-            password = environ.get(PASSWORD_ENV)
-        if not password:
-            raise OcservError(f"no password for user {name!r} in the environment",
-                              hint=f"set {_env_name(name)} (or {PASSWORD_ENV} for a single user)")
-        users[name] = password
-    return users
+    return passwords_from_env(names, PASSWORD_ENV_PREFIX, PASSWORD_ENV, environ, OcservError)
 
 
 def build_parser() -> argparse.ArgumentParser:
