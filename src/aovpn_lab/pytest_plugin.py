@@ -221,16 +221,30 @@ def _write_results(config: pytest.Config) -> None:
 def _evidence_html(v: Verdict) -> str:
     rows = []
     for key, value in v.evidence.items():
-        if isinstance(value, (dict, list)):
-            value = json.dumps(value, indent=1, default=str)
+        if isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
+            cell = _table_html(value)
+        elif isinstance(value, (dict, list)):
+            cell = f"<pre style='margin:0'>{html.escape(json.dumps(value, indent=1, default=str))}</pre>"
+        elif isinstance(value, str) and "\n" in value:
             cell = f"<pre style='margin:0'>{html.escape(value)}</pre>"
         else:
-            cell = html.escape(str(value))
-        rows.append(f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(key)}</th><td>{cell}</td></tr>")
+            cell = html.escape("-" if value is None else str(value))
+        rows.append(f"<tr><th style='text-align:left;padding-right:1em;vertical-align:top'>{html.escape(key)}</th>"
+                    f"<td>{cell}</td></tr>")
     head = (f"<p><b>{html.escape(v.requirement)}</b>: expected <b>{html.escape(v.expected)}</b>, observed "
             f"<b>{html.escape(v.observed)}</b> &mdash; {html.escape(v.reason)}</p>")
-    fix = f"<p>Fix: {html.escape(v.fix)}</p>" if v.fix and v.expected != "connected" else ""
+    fix = f"<p><b>Fix:</b> {html.escape(v.fix)}</p>" if v.fix and (not v.holds or v.expected != "connected") else ""
     return f"<div class='aovpn-evidence'>{head}{fix}<table>{''.join(rows)}</table></div>"
+
+
+def _table_html(items: list[dict]) -> str:
+    """A list of records (e.g. IKE messages) as a compact table rather than a JSON dump."""
+    cols = [k for k in items[0] if k not in ("src", "dst", "wire_bytes")]
+    head = "".join(f"<th style='padding:0 .5em'>{html.escape(c)}</th>" for c in cols)
+    body = "".join(
+        "<tr>" + "".join(f"<td style='padding:0 .5em'>{html.escape(' '.join(map(str, it.get(c))) if isinstance(it.get(c), list) else str(it.get(c, '')))}</td>"
+                         for c in cols) + "</tr>" for it in items)
+    return f"<table style='font-size:90%'><tr>{head}</tr>{body}</table>"
 
 
 @pytest.hookimpl(optionalhook=True)

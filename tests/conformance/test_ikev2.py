@@ -54,10 +54,8 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici
     evidence = {
         "condition": f"{condition} ({condition.description})",
         "elapsed_ms": result.elapsed_ms,
-        "IKE_SA_INIT request / response (B)": f"{data['sizes']['IKE_SA_INIT_request']} / "
-                                              f"{data['sizes']['IKE_SA_INIT_response']}",
-        "IKE_AUTH request / response (B)": f"{data['sizes']['IKE_AUTH_request']} / "
-                                           f"{data['sizes']['IKE_AUTH_response']}",
+        "IKE_SA_INIT request / response (B)": pair(data["sizes"], "IKE_SA_INIT"),
+        "IKE_AUTH request / response (B)": pair(data["sizes"], "IKE_AUTH"),
         "predicted IKE_AUTH request / response (B)": f"{facts.ike_auth_request} / {facts.ike_auth_response}",
         "IP packets for IKE_AUTH request / response at this MTU": ip_packets(data["sizes"], condition),
         "gateway": f"{gateway.name} ({gateway.address}, variant {target.variant}: policy {gateway.crypto_policy}, "
@@ -86,6 +84,11 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici
     if observed == "connected":
         # A tunnel that "connects" must have really negotiated and carried traffic.
         assert result.child_sa and result.proposal and (gateway.ping_target is None or result.ping_ok)
+
+
+def pair(sizes: dict, exchange: str) -> str:
+    """'request / response' sizes; '-' for a message that never came."""
+    return " / ".join(str(sizes.get(f"{exchange}_{k}") or "-") for k in ("request", "response"))
 
 
 class Pcaps:
