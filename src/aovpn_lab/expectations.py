@@ -40,6 +40,7 @@ class GatewayFacts:
     fragmentation: bool | None = None
     ike_auth_request: int | None = None    # predicted size of the client's IKE_AUTH (bytes)
     ike_auth_response: int | None = None   # predicted size of the gateway's IKE_AUTH
+    firewall: str | None = None            # server-side rules: correct, missing-4500, no-esp
 
 
 @lru_cache(maxsize=1)
@@ -66,7 +67,10 @@ def proposals_overlap(client: tuple[str, ...], gateway: list[str]) -> bool:
     return False
 
 
-RECOMMENDED = {"policy": "hardened", "fragmentation": True}
+# strongSwan's charon.fragment_size default: the IP datagram size of an RFC 7383 fragment.
+IKE_FRAGMENT_SIZE = 1280
+
+RECOMMENDED = {"policy": "hardened", "fragmentation": True, "firewall": "correct"}
 
 
 def require_ikev2(profile: ClientProfile, condition: Condition, gw: GatewayFacts, mtu: int = 1500) -> Expectation:
@@ -93,7 +97,7 @@ def predict_ikev2(profile: ClientProfile, condition: Condition, gw: GatewayFacts
 def _predict(profile: ClientProfile, condition: Condition, gw: GatewayFacts, mtu: int) -> Expectation:
     # Failures are predicted in the order a client meets them: IKE_SA_INIT must arrive
     # before proposals can be refused, and be accepted before IKE_AUTH can be lost.
-    if condition.kind == "block-udp-500":
+    if condition.has("block-udp-500"):
         return Expectation("udp-500-blocked", "AOVPN-IKE-PORT-001",
                            "the network drops UDP 500, so IKE_SA_INIT never reaches the gateway",
                            fix="allow UDP 500 outbound, or fall back to SSTP (TCP 443)")
@@ -105,18 +109,24 @@ def _predict(profile: ClientProfile, condition: Condition, gw: GatewayFacts, mtu
             "of it, so IKE_SA_INIT is answered with NO_PROPOSAL_CHOSEN (Windows error 13868)",
             fix="deploy a custom IPsec policy on the client (AES128/SHA256/DH14 or better) that matches the "
                 "gateway's")
-    if condition.kind == "block-udp-4500":
+    if gw.firewall == "missing-4500" and not condition.has("block-udp-4500"):
+        return Expectation("udp-4500-blocked", "AOVPN-IKE-CONN-001",
+                           "the gateway's own firewall admits UDP 500 but not UDP 4500: IKE_SA_INIT is answered, "
+                           "IKE_AUTH (sent to 4500 once NAT-T applies) never arrives, on every network",
+                           fix="allow UDP 4500 (and ESP) inbound on the gateway's firewall / security group")
+    if condition.has("block-udp-4500"):
         return Expectation("udp-4500-blocked", "AOVPN-IKE-PORT-001",
                            "IKE_SA_INIT on UDP 500 works, then the client floats to UDP 4500 (NAT-T) and the "
                            "network drops it, so IKE_AUTH is lost",
                            fix="allow UDP 4500 outbound")
-    path_mtu = condition.mtu if condition.kind == "mtu" else mtu
-    if condition.kind in ("drop-ip-fragments", "mtu"):
+    path_mtu = condition.path_mtu or mtu
+    drops = condition.has("drop-ip-fragments")
+    if drops or condition.has("mtu"):
         big = [(name, size) for name, size in (("client's IKE_AUTH request", gw.ike_auth_request),
                                                ("gateway's IKE_AUTH response", gw.ike_auth_response))
                if size and size + 32 > path_mtu]
         rfc7383 = profile.fragmentation and bool(gw.fragmentation)
-        if big and not rfc7383 and condition.kind == "drop-ip-fragments":
+        if big and not rfc7383 and drops:
             name, size = big[0]
             missing = [side for side, on in (("client", profile.fragmentation), ("gateway", gw.fragmentation))
                        if not on]
@@ -129,20 +139,28 @@ def _predict(profile: ClientProfile, condition: Condition, gw: GatewayFacts, mtu
                 f"{name} is {size} B > path MTU {path_mtu}, so it is IP-fragmented and the network drops "
                 f"fragments; IKEv2 fragmentation (RFC 7383) is off on the {' and '.join(missing)}",
                 fix="; ".join(fixes[m] for m in missing) + "; or use smaller certificates (ECDSA, shorter chain)")
+        if big and rfc7383 and drops and IKE_FRAGMENT_SIZE > path_mtu:
+            return Expectation(
+                "ike-fragments-dropped", "AOVPN-IKE-FRAG-001",
+                f"both sides use RFC 7383, but its fragments ({IKE_FRAGMENT_SIZE} B) exceed the path MTU {path_mtu}: "
+                "they are refused (ICMP frag-needed), the retransmits get IP-fragmented, and the network drops "
+                "fragments",
+                fix=f"lower the IKE fragment size to the path MTU or below (strongSwan charon.fragment_size; "
+                    f"{path_mtu} here), or let fragments through")
         if big and rfc7383:
             return Expectation("connected", "AOVPN-IKE-FRAG-001",
                                f"IKE_AUTH exceeds the path MTU {path_mtu} but both sides use RFC 7383 fragmentation")
-        if big and condition.kind == "mtu":
+        if big and not drops:
             return Expectation("connected", "AOVPN-IKE-FRAG-001",
                                f"IKE_AUTH exceeds the path MTU {path_mtu}; it is IP-fragmented, and this path passes "
                                "fragments")
         return Expectation("connected", "AOVPN-IKE-FRAG-001",
                            f"IKE_AUTH fits the path MTU {path_mtu} (request {gw.ike_auth_request or '?'} B, response "
                            f"{gw.ike_auth_response or '?'} B): nothing is IP-fragmented")
-    if condition.kind == "nat":
+    if condition.has("nat"):
         return Expectation("connected", "AOVPN-IKE-PORT-001",
                            "behind NAT both sides detect it (NAT-D) and move IKE and ESP to UDP 4500")
-    if condition.kind == "block-esp":
+    if condition.has("block-esp"):
         return Expectation("connected", "AOVPN-IKE-PORT-001",
                            "native ESP (IP protocol 50) is not needed: ESP is UDP-encapsulated on 4500 here")
     return Expectation("connected", "AOVPN-IKE-CONN-001",

@@ -29,6 +29,7 @@ class IkeGateway:
     ca_file: Path
     client_cert_file: Path
     client_key_file: Path
+    firewall: str | None = None           # server-side rules (lab: correct, missing-4500, no-esp)
     radius_identity: str | None = None    # the RADIUS server user tunnels authenticate against
     radius_pki: Path | None = None        # lab: the PKI of the RADIUS server and the users' certificates
     netns: str | None = None              # lab gateways: their namespace (for far-end captures)
@@ -43,7 +44,7 @@ class IkeGateway:
         big one - the loss is then in the gateway-to-client direction."""
         from .expectations import GatewayFacts
         client = None if auth == "eap-tls" else self.client_cert_file
-        return GatewayFacts(policy=self.crypto_policy, fragmentation=self.fragmentation,
+        return GatewayFacts(policy=self.crypto_policy, fragmentation=self.fragmentation, firewall=self.firewall,
                             ike_auth_request=_predicted_size(client, self.chain_file, "initiator", auth),
                             ike_auth_response=_predicted_size(self.gateway_cert_file, self.chain_file,
                                                               "responder", auth))
@@ -130,6 +131,16 @@ class Target:
     sstp_gateways: tuple[TlsGateway, ...] = ()
     tlsvpn_gateways: tuple[TlsGateway, ...] = ()
 
+    def reset_path_state(self) -> None:
+        """Forget path MTUs learnt from ICMP on the lab's client and gateways, and the gateways'
+        connection tracking (their firewall admits 'established' flows), as the edge does when
+        a condition is applied: a cell must not inherit the previous cell's network."""
+        import subprocess
+        for ns in {self.client.netns, *(g.netns for g in self.gateways)} - {None}:
+            subprocess.run(["ip", "-n", ns, "route", "flush", "cache"], capture_output=True, timeout=10)
+        for ns in {g.netns for g in self.gateways} - {None}:
+            subprocess.run(["ip", "netns", "exec", ns, "conntrack", "-F"], capture_output=True, timeout=10)
+
     @classmethod
     def from_inventory(cls, inv: Inventory) -> "Target":
         """Gateways as provisioned: for the lab, with the recorded variant's overrides."""
@@ -196,6 +207,7 @@ def _gateway(inv: Inventory, h: Host, client: IkeClient, overrides: dict) -> Ike
         if lab and radius_cfg else None
     return IkeGateway(name=h.name, address=str(g["address"]), identity=str(g["identity"]),
                       netns=netns, outside_interface=iface, radius_identity=radius, radius_pki=radius_pki,
+                      firewall=g.get("firewall"),
                       ping_target=g.get("ping_target"), protected_subnets=tuple(g.get("protected_subnets") or ()),
                       certificate_profile=g.get("certificate_profile"), fragmentation=g.get("fragmentation"),
                       crypto_policy=g.get("crypto_policy"), ca_file=ca, client_cert_file=cert, client_key_file=key)

@@ -43,6 +43,7 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici
     predicted = predict_ikev2(profile, condition, facts)
 
     edge.apply(condition)
+    target.reset_path_state()
     with both_ends(target, gateway, cell) as pcaps:
         result = probe.run_probe(ike_vici, gateway.probe_target(target.client, auth), profile,
                                  netns=target.client.netns, ping=gateway.ping_target, timeout=10.0,
@@ -136,7 +137,7 @@ def diagnosis_of(pcaps: Pcaps) -> dict:
 
 
 def ip_packets(sizes: dict, condition: Condition) -> str:
-    mtu = condition.mtu if condition.kind == "mtu" else 1500
+    mtu = condition.path_mtu or 1500
     parts = [str(ip_fragments_needed(sizes[k], mtu)) if sizes.get(k) else "-"
              for k in ("IKE_AUTH_request", "IKE_AUTH_response")]
     return " / ".join(parts) + f" (MTU {mtu})"

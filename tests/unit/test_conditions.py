@@ -79,3 +79,17 @@ def test_a_driver_refuses_conditions_it_does_not_support():
         supports = frozenset({"open"})
     with pytest.raises(AovpnError, match="cannot apply condition 'block-esp'"):
         Limited(INV, INV.host("edge")).apply(Condition.parse("block-esp"))
+
+
+def test_conditions_combine_into_one_ruleset():
+    c = Condition.parse("mtu:1200+drop-ip-fragments")
+    assert str(c) == "mtu:1200+drop-ip-fragments" and c.path_mtu == 1200 and c.has("drop-ip-fragments")
+    cmds = edge_device(INV).commands(c)
+    assert "ip frag-off & 0x3fff != 0" in cmds[0]
+    assert any(x.endswith("mtu lock 1200") for x in cmds)
+
+
+@pytest.mark.parametrize("text", ["open+nat", "nat+nat", "mtu:1200+bogus"])
+def test_bad_combinations_are_refused(text):
+    with pytest.raises(AovpnError):
+        Condition.parse(text)

@@ -91,3 +91,14 @@ def test_a_weak_gateway_that_lets_windows10_defaults_in_is_named_for_it():
     exp = predict_ikev2(profiles.get("windows10-default"), cond("open"), GatewayFacts(policy="weak"))
     assert exp.outcome == "connected" and exp.requirement == "AOVPN-IKE-CRYPTO-001"
     assert "3DES" in exp.reason and "CustomPolicy" in exp.fix
+
+
+def test_a_gateway_firewall_without_udp_4500_loses_ike_auth_on_every_network():
+    gw = GatewayFacts(policy="hardened", fragmentation=True, firewall="missing-4500")
+    for text in ("open", "nat", "drop-ip-fragments", "mtu:1280"):
+        exp = predict_ikev2(profiles.get("aovpn-recommended"), cond(text), gw)
+        assert exp.outcome == "udp-4500-blocked" and "gateway's own firewall" in exp.reason
+    # ...but IKE_SA_INIT still meets the network and the policy first
+    assert predict_ikev2(profiles.get("aovpn-recommended"), cond("block-udp-500"), gw).outcome == "udp-500-blocked"
+    assert predict_ikev2(profiles.get("windows10-default"), cond("open"), gw).outcome == "no-proposal-chosen"
+    assert require_ikev2(profiles.get("aovpn-recommended"), cond("open"), gw).outcome == "connected"

@@ -79,3 +79,17 @@ parsed IKE_SA_INIT response 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) ]
     msgs = messages.parse(lines)
     assert messages.find(msgs, "IKE_SA_INIT", "request").size == 480
     assert messages.find(msgs, "IKE_SA_INIT", "response").size == 472
+
+
+def test_a_message_logged_whole_then_split_is_one_fragmented_message():
+    lines = """\
+generating IKE_AUTH request 1 [ IDi CERT CERT CERT N(INIT_CONTACT) CERTREQ IDr AUTH SA TSi TSr ]
+splitting IKE message (6160 bytes) into 6 fragments
+generating IKE_AUTH request 1 [ EF(1/6) ]
+generating IKE_AUTH request 1 [ EF(2/6) ]
+sending packet: from 192.0.2.10[4500] to 203.0.113.10[4500] (1236 bytes)
+sending packet: from 192.0.2.10[4500] to 203.0.113.10[4500] (324 bytes)
+""".splitlines()
+    (req,) = messages.parse(lines)
+    assert (req.size, req.ike_fragments, req.packets) == (6160, 6, 2)
+    assert "CERT" in req.payloads

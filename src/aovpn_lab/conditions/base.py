@@ -57,8 +57,10 @@ class ConditionDriver(abc.ABC):
         return {}
 
     def apply(self, condition: Condition) -> None:
-        if condition.kind not in self.supports:
-            raise AovpnError(f"{self.host.name} ({type(self).__name__}) cannot apply condition '{condition}'",
+        unsupported = [str(p) for p in condition.parts if p.kind not in self.supports]
+        if unsupported:
+            raise AovpnError(f"{self.host.name} ({type(self).__name__}) cannot apply condition "
+                             f"'{', '.join(unsupported)}'",
                              hint=f"it supports {', '.join(sorted(self.supports))}")
         self.send(self.commands(condition))
         self.current = condition

@@ -43,11 +43,12 @@ class CiscoAsaDriver(ConditionDriver):
         # Start from a clean slate every time, so conditions never stack.
         cmds = [f"clear configure access-list {ACL}",
                 # 'fragment chain 1' = only unfragmented packets pass; 24 is the ASA default.
-                f"fragment chain {1 if condition.kind == 'drop-ip-fragments' else 24} {self.inside}",
-                f"mtu {self.outside} {condition.mtu if condition.kind == 'mtu' else 1500}"]
-        if condition.kind in ACE:
-            cmds += [f"access-list {ACL} extended {ACE[condition.kind]}",
-                     f"access-list {ACL} extended permit ip any any",
+                f"fragment chain {1 if condition.has('drop-ip-fragments') else 24} {self.inside}",
+                f"mtu {self.outside} {condition.path_mtu or 1500}"]
+        aces = [ACE[p.kind] for p in condition.parts if p.kind in ACE]
+        if aces:
+            cmds += [f"access-list {ACL} extended {ace}" for ace in aces]
+            cmds += [f"access-list {ACL} extended permit ip any any",
                      f"access-group {ACL} in interface {self.inside}"]
         return cmds
 

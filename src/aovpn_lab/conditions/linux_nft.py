@@ -86,15 +86,16 @@ class LinuxNftDriver(ConditionDriver):
     def commands(self, condition: Condition) -> list[str]:
         nft = [f"flush chain {TABLE} raw_prerouting", f"flush chain {TABLE} forward_filter",
                f"flush chain {NAT_CHAIN}"]
-        if condition.kind in RULES:
-            chain, rule = RULES[condition.kind]
-            nft.append(f"add rule {TABLE} {chain} {rule}")
-        if condition.kind == "nat":
+        for part in condition.parts:
+            if part.kind in RULES:
+                chain, rule = RULES[part.kind]
+                nft.append(f"add rule {TABLE} {chain} {rule}")
+        if condition.has("nat"):
             nft += [f'add rule {NAT_CHAIN} oifname "{name}" masquerade'
                     for name in interfaces_of(self.host, "outside")]
         nft.append(f"reset counters table {TABLE}")
         cmds = ["nft '" + "; ".join(nft) + "' >/dev/null"]
-        cmds += self._route_commands(condition.mtu if condition.kind == "mtu" else None)
+        cmds += self._route_commands(condition.path_mtu)
         # Existing flows would bypass the new rules (and stale NAT mappings confuse the next cell).
         cmds.append("conntrack -F 2>/dev/null || true")
         return cmds

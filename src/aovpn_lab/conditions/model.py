@@ -1,9 +1,13 @@
 """Network conditions the client side can be put under, as values.
 
     >>> Condition.parse("mtu:1280")
-    Condition(kind='mtu', mtu=1280)
+    Condition(kind='mtu', mtu=1280, also=())
     >>> str(Condition.parse("drop-ip-fragments"))
     'drop-ip-fragments'
+    >>> c = Condition.parse("mtu:1200+drop-ip-fragments"); c.has("drop-ip-fragments"), c.path_mtu
+    (True, 1200)
+
+Conditions combine with '+': one network can both limit the MTU and drop fragments.
 """
 from __future__ import annotations
 
@@ -27,9 +31,19 @@ KINDS = {
 class Condition:
     kind: str
     mtu: int | None = None
+    also: tuple["Condition", ...] = ()   # further conditions applied at the same time
 
     @classmethod
     def parse(cls, text: str) -> "Condition":
+        parts = [cls._parse_one(t) for t in text.split("+")]
+        kinds = [p.kind for p in parts]
+        if len(parts) > 1 and ("open" in kinds or len(set(kinds)) != len(kinds)):
+            raise AovpnError(f"condition '{text}': combine different conditions other than 'open'",
+                             hint="e.g. mtu:1200+drop-ip-fragments")
+        return cls(parts[0].kind, parts[0].mtu, tuple(parts[1:]))
+
+    @classmethod
+    def _parse_one(cls, text: str) -> "Condition":
         text = text.strip().lower()
         if text.startswith("mtu:"):
             try:
@@ -42,15 +56,28 @@ class Condition:
             return cls("mtu", mtu)
         if text not in KINDS or text == "mtu":
             raise AovpnError(f"unknown network condition '{text}'",
-                             hint=f"use one of {', '.join(k if k != 'mtu' else 'mtu:N' for k in KINDS)}")
+                             hint=f"use one of {', '.join(k if k != 'mtu' else 'mtu:N' for k in KINDS)} "
+                                  "(combine with '+')")
         return cls(text)
 
+    @property
+    def parts(self) -> tuple["Condition", ...]:
+        return (Condition(self.kind, self.mtu),) + self.also
+
+    def has(self, kind: str) -> bool:
+        return any(p.kind == kind for p in self.parts)
+
+    @property
+    def path_mtu(self) -> int | None:
+        return next((p.mtu for p in self.parts if p.kind == "mtu"), None)
+
     def __str__(self) -> str:
-        return f"mtu:{self.mtu}" if self.kind == "mtu" else self.kind
+        return "+".join(f"mtu:{p.mtu}" if p.kind == "mtu" else p.kind for p in self.parts)
 
     @property
     def description(self) -> str:
-        return KINDS[self.kind].replace("N bytes", f"{self.mtu} bytes") if self.mtu else KINDS[self.kind]
+        return "; ".join(KINDS[p.kind].replace("N bytes", f"{p.mtu} bytes") if p.mtu else KINDS[p.kind]
+                         for p in self.parts)
 
 
 OPEN = Condition("open")

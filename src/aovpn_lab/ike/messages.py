@@ -58,9 +58,16 @@ def parse(lines: list[str]) -> list[IkeMessage]:
         elif m := GENERATING.match(line):
             exch, kind, mid, payloads = m.group(1), m.group(2), int(m.group(3)), m.group(4).split()
             ef = EF.match(payloads[0]) if len(payloads) == 1 else None
-            if ef and pending_sent and pending_sent.exchange == exch and pending_sent.message_id == mid \
-                    and pending_sent.kind == kind and pending_sent.ike_fragments:
+            same = pending_sent is not None and pending_sent.exchange == exch and \
+                pending_sent.message_id == mid and pending_sent.kind == kind
+            if ef and same and pending_sent.ike_fragments:
                 continue  # further fragments of the message already opened
+            if ef and same and not pending_sent.packets:
+                # charon logs the whole message first, then "splitting", then each fragment:
+                # one message, sent as fragments.
+                pending_sent.ike_fragments = int(ef.group(2))
+                pending_sent.size, split_size = split_size or pending_sent.size, 0
+                continue
             msg = IkeMessage("sent", exch, kind, mid, [] if ef else payloads)
             if ef:
                 msg.ike_fragments = int(ef.group(2))
@@ -110,9 +117,11 @@ def parse(lines: list[str]) -> list[IkeMessage]:
 
 
 def find(msgs: list[IkeMessage], exchange: str, kind: str, direction: str | None = None) -> IkeMessage | None:
-    """The last such message: after a COOKIE or INVALID_KE round, the repeated IKE_SA_INIT
-    is the one that counts."""
-    for m in reversed(msgs):
+    """The message of that exchange that counts: for IKE_SA_INIT the last one (after a
+    COOKIE or INVALID_KE round the repeated exchange is the real one), for the others the
+    first (the first IKE_AUTH carries the certificates; EAP rounds follow it)."""
+    ordered = reversed(msgs) if exchange == "IKE_SA_INIT" else msgs
+    for m in ordered:
         if m.exchange == exchange and m.kind == kind and (direction is None or m.direction == direction):
             return m
     return None

@@ -244,6 +244,12 @@ def explain_silence(msgs: list[ikemsg.IkeMessage], reach: dict[str, Any]) -> tup
         if verdict in ("udp-500-blocked", "no-response"):
             return verdict, f"{where} got no answer; {reach.get('explanation', '')}".strip()
     if lost is not None and lost.exchange != "IKE_SA_INIT":
+        if lost.ike_fragments and verdict != "udp-4500-blocked":
+            # RFC 7383 was in use and small packets to 4500 pass: the IKE fragments themselves
+            # (too big for the path, or IP-fragmented on retransmit and then dropped) were lost.
+            return ("ike-fragments-dropped", f"IKE_SA_INIT worked, {where} was sent as {lost.ike_fragments} "
+                    "RFC 7383 fragments and none got an answer, while small UDP 4500 packets do: the fragments "
+                    f"are larger than the path MTU or filtered (differential test: {verdict})")
         if verdict in ("udp-4500-blocked", "ip-fragments-dropped"):
             return verdict, f"IKE_SA_INIT worked, {where} was lost; {reach.get('explanation', '')}".strip()
         if lost.ike_fragments:
