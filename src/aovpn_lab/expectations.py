@@ -26,7 +26,6 @@ import yaml
 
 from . import paths
 from .conditions.model import Condition
-from .ike import profiles
 from .ike.profiles import ClientProfile
 from .verdict import Expectation
 

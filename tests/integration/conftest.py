@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from aovpn_lab import inventory, paths
+from aovpn_lab import inventory
 
 from labcli import LAB_INVENTORY, aovpn, namespaces
 

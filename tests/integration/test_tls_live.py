@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from aovpn_lab.ike.craft_netns import netns_path, run_in_netns
+from aovpn_lab.tls.posture import health_check, scan_tls
 from aovpn_lab.sstp.softether import _is_zombie
 from aovpn_lab.tlsvpn.ocserv import OcservInstance, OcservSettings
 from aovpn_lab.tlsvpn.probe import probe_openconnect
@@ -46,8 +47,6 @@ pytestmark = [
     pytest.mark.lab,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network namespaces, veth, tun"),
 ]
-sslyze = pytest.importorskip("sslyze")
-from aovpn_lab.tls.posture import health_check, scan_tls
 
 NS_C, NS_S = "hxt-c", "hxt-s"
 VETH_C, VETH_S = "hxt-vc", "hxt-vs"
