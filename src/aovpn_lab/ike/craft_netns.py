@@ -16,7 +16,7 @@ import re
 import threading
 from typing import Any, Callable
 
-__all__ = ["CLONE_NEWNET", "NETNS_DIR", "netns_path", "run_in_netns"]
+__all__ = ["CLONE_NEWNET", "NETNS_DIR", "netns_path", "require_netns", "run_in_netns"]
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/run/netns"
@@ -29,6 +29,20 @@ def netns_path(name: str) -> str:
     if not _NAME.match(name) or name in (".", ".."):
         raise ValueError(f"invalid network namespace name {name!r}")
     return os.path.join(NETNS_DIR, name)
+
+
+def require_netns(name: str | None, error: type[Exception]) -> str:
+    """The name of an existing namespace, or `error` (an AovpnError class) saying what to do."""
+    if not name:
+        raise error("no network namespace given", hint="pass --netns NAME")
+    try:
+        path = netns_path(name)
+    except ValueError as exc:
+        raise error(str(exc)) from None
+    if not os.path.exists(path):
+        raise error(f"network namespace {name!r} does not exist ({path})",
+                    hint="create it first (the topology role, or `ip netns add`)")
+    return name
 
 
 def _setns(path: str) -> None:

@@ -855,18 +855,8 @@ class SoftEtherInstance:
         }
 
     def _require_netns(self) -> str:
-        netns = self._netns
-        if not netns:
-            raise SoftEtherError("no network namespace given", hint="pass --netns NAME")
-        from ..ike.craft_netns import netns_path
-        try:
-            path = netns_path(netns)
-        except ValueError as exc:
-            raise SoftEtherError(str(exc)) from None
-        if not os.path.exists(path):
-            raise SoftEtherError(f"network namespace {netns!r} does not exist ({path})",
-                                 hint="create it first (the topology role, or `ip netns add`)")
-        return netns
+        from ..ike.craft_netns import require_netns
+        return require_netns(self._netns, SoftEtherError)
 
     def _mount_script(self) -> str:
         q = shlex.quote

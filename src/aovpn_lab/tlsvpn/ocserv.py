@@ -421,18 +421,8 @@ class OcservInstance:
                                   hint=f"chmod o+x {parent}, or choose a --state folder elsewhere")
 
     def _require_netns(self) -> str:
-        netns = self._netns
-        if not netns:
-            raise OcservError("no network namespace given", hint="pass --netns NAME")
-        from ..ike.craft_netns import netns_path
-        try:
-            path = netns_path(netns)
-        except ValueError as exc:
-            raise OcservError(str(exc)) from None
-        if not os.path.exists(path):
-            raise OcservError(f"network namespace {netns!r} does not exist ({path})",
-                              hint="create it first (the topology role, or `ip netns add`)")
-        return netns
+        from ..ike.craft_netns import require_netns
+        return require_netns(self._netns, OcservError)
 
     def _start(self, netns: str, settings: OcservSettings, timeout: float) -> int:
         probe_host = settings.listen_host or "127.0.0.1"
