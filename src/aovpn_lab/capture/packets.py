@@ -204,14 +204,7 @@ class _Pending:
         return True
 
     def complete(self) -> bool:
-        if self.end is None or 0 not in self.pieces:
-            return False
-        pos = 0
-        for off in sorted(self.pieces):
-            if off > pos:
-                return False
-            pos = max(pos, off + self.pieces[off].payload_len)
-        return pos >= self.end
+        return covered({off: p.payload_len for off, p in self.pieces.items()}, self.end)
 
     def build(self) -> Datagram:
         pieces = [self.pieces[o] for o in sorted(self.pieces)]
@@ -309,3 +302,15 @@ def datagrams(frames: Iterable[Frame], stats: dict | None = None) -> Iterator[Da
     out.sort(key=lambda d: (d.ts, d.frame))
     for d in out:
         yield _finish(d)
+
+
+def covered(spans: dict[int, int], end: int | None) -> bool:
+    """Do fragments (offset -> payload length) cover a datagram from 0 to `end` without a gap?"""
+    if end is None or 0 not in spans:
+        return False
+    pos = 0
+    for off in sorted(spans):
+        if off > pos:
+            return False
+        pos = max(pos, off + spans[off])
+    return pos >= end

@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from aovpn_lab.certs.errors import CertificateInputError
+from aovpn_lab.findings import FindingsView
 from aovpn_lab.certs.oids import EKU_LABELS, EKU_NAMES, UPN_OID, eku_name
 from aovpn_lab.certs.sizemodel import (
     FRAGMENTATION_ADVICE,
@@ -210,7 +211,7 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class ChainReport:
+class ChainReport(FindingsView):
     role: str
     dial_name: str | None
     mtu: int
@@ -234,21 +235,6 @@ class ChainReport:
     @property
     def leaf(self) -> CertInfo | None:
         return self.certs[0] if self.certs else None
-
-    @property
-    def failures(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "fail"]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "warn"]
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.failures)
-
-    def codes(self, severity: str | None = None) -> set[str]:
-        return {f.code for f in self.findings if severity is None or f.severity == severity}
 
 
 # --------------------------------------------------------------------------- inspection

@@ -27,6 +27,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..capture.packets import covered
 from .probes import PROTO_TCP, Probe
 
 __all__ = ["Arrival", "Seen", "match_arrivals", "parse_ipv4", "read_capture"]
@@ -129,14 +130,7 @@ class _Group:
         return self.pieces.get(0)
 
     def complete(self) -> bool:
-        if self.end is None or 0 not in self.pieces:
-            return False
-        pos = 0
-        for off in sorted(self.pieces):
-            if off > pos:
-                return False
-            pos = max(pos, off + self.pieces[off].payload_len)
-        return pos >= self.end
+        return covered({off: p.payload_len for off, p in self.pieces.items()}, self.end)
 
 
 def _groups(seen: Iterable[Seen]) -> list[_Group]:

@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AovpnError
+from ..findings import FindingsView
 
 HEALTH_PATH = "/sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/"
 RRAS_HEALTHY_STATUS = 401
@@ -169,7 +170,7 @@ class HealthCheck:
 
 
 @dataclass
-class TlsPosture:
+class TlsPosture(FindingsView):
     host: str
     port: int
     server_name: str | None
@@ -194,21 +195,6 @@ class TlsPosture:
     tool: str = ""
 
     # -- views
-
-    @property
-    def failures(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "fail"]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "warn"]
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.failures)
-
-    def codes(self, severity: str | None = None) -> set[str]:
-        return {f.code for f in self.findings if severity is None or f.severity == severity}
 
     @property
     def accepted_protocols(self) -> list[str]:
