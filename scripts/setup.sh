@@ -15,7 +15,8 @@ DEBIAN_PACKAGES=(
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  # judged by the package database state field, exactly (an unknown package makes dpkg-query exit 1)
+  [[ $(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null) == installed ]] || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then

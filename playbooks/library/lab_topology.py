@@ -77,8 +77,10 @@ class Topology:
             argv = ("ip", "netns", "exec", ns) + argv
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
         if check and proc.returncode != 0:
-            self.m.fail_json(msg=f"`{' '.join(argv)}` failed: {proc.stderr.strip() or proc.stdout.strip()}",
-                             actions=self.actions)
+            # Judged by the exit status; the tool's error is its last stderr line (warnings come first).
+            said = [l.strip() for l in (proc.stderr or proc.stdout or "").splitlines() if l.strip()]
+            self.m.fail_json(msg=f"`{' '.join(argv)}` exited {proc.returncode}: "
+                                 f"{said[-1] if said else 'no output'}", actions=self.actions)
         return proc
 
     def act(self, what: str, *argv: str, ns: str | None = None) -> None:
@@ -321,7 +323,8 @@ def kill_namespace_processes(namespaces: list[str]) -> None:
         found = []
         for ns in namespaces:
             proc = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10)
-            found += [int(p) for p in proc.stdout.split() if p.isdigit()]
+            if proc.returncode == 0:  # a namespace already gone has no processes left
+                found += [int(p) for p in proc.stdout.split()]
         return found
 
     # Lab daemons need no graceful exit: a short grace, then KILL.

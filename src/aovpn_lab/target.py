@@ -135,11 +135,13 @@ class Target:
         """Forget path MTUs learnt from ICMP on the lab's client and gateways, and the gateways'
         connection tracking (their firewall admits 'established' flows), as the edge does when
         a condition is applied: a cell must not inherit the previous cell's network."""
-        import subprocess
-        for ns in {self.client.netns, *(g.netns for g in self.gateways)} - {None}:
-            subprocess.run(["ip", "-n", ns, "route", "flush", "cache"], capture_output=True, timeout=10)
-        for ns in {g.netns for g in self.gateways} - {None}:
-            subprocess.run(["ip", "netns", "exec", ns, "conntrack", "-F"], capture_output=True, timeout=10)
+        from . import tool
+        for ns in sorted({self.client.netns, *(g.netns for g in self.gateways)} - {None}):
+            tool.run(["ip", "-n", ns, "route", "flush", "cache"], step="forget learnt path MTUs", host=ns,
+                     timeout=10).check()
+        for ns in sorted({g.netns for g in self.gateways} - {None}):
+            tool.run(["conntrack", "-F"], netns=ns, step="flush connection tracking", host=ns, timeout=10,
+                     hint="apt-get install conntrack").check()
 
     @classmethod
     def from_inventory(cls, inv: Inventory) -> "Target":

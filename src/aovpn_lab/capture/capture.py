@@ -102,6 +102,8 @@ class Capture:
         buf = b""
         assert self.proc.stderr is not None
         fd = self.proc.stderr.fileno()
+        # Readiness, not success: tcpdump announces on stderr that its capture is open
+        # ("listening on IFACE, link-type ..."); whether it failed is its exit (below).
         while b"listening on" not in buf:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

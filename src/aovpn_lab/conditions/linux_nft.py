@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import AovpnError, TargetError
 from ..ssh import target_of
+from ..tool import error_line
 from .base import ConditionDriver, interfaces_of
 from .model import Condition
 
@@ -68,7 +69,11 @@ class LinuxNftDriver(ConditionDriver):
             finally:
                 self.conn = None
 
-    def send(self, commands: list[str]) -> None:
+    def send(self, commands: list[str]) -> str:
+        """Run shell commands on the edge in one round trip; their output, or a TargetError.
+
+        Judged by the shell's exit status (the first failing command's), never by the text.
+        """
         if self.conn is None:
             raise AovpnError(f"edge {self.host.name}: no session", hint="use the driver as a context manager")
         # One round trip for the whole change: each prompt exchange costs ~0.1 s.
@@ -77,10 +82,11 @@ class LinuxNftDriver(ConditionDriver):
         # the marker's last occurrence is the shell's answer, not the echo ('$?' unexpanded).
         out = self.conn.send_command(f"{line}; echo {RC_MARK}$?", read_timeout=15, cmd_verify=False)
         rc = out.rsplit(RC_MARK, 1)[-1].split()[0] if RC_MARK in out else "?"
+        body = out.rsplit(RC_MARK, 1)[0] if RC_MARK in out else out
         if rc != "0":
-            detail = out.rsplit(RC_MARK, 1)[0].strip().splitlines()
-            raise TargetError(f"edge {self.host.name}: applying `{line}` failed (rc {rc}): "
-                              f"{detail[-1] if detail else 'no output'}")
+            raise TargetError(f"edge {self.host.name}: `{line}` exited {rc}: "
+                              f"{error_line(body, '', rc)}")
+        return body
 
     # -- conditions ------------------------------------------------------------
     def commands(self, condition: Condition) -> list[str]:
@@ -97,7 +103,7 @@ class LinuxNftDriver(ConditionDriver):
         cmds = ["nft '" + "; ".join(nft) + "' >/dev/null"]
         cmds += self._route_commands(condition.path_mtu)
         # Existing flows would bypass the new rules (and stale NAT mappings confuse the next cell).
-        cmds.append("conntrack -F 2>/dev/null || true")
+        cmds.append("conntrack -F 2>/dev/null")
         return cmds
 
     def _route_commands(self, mtu: int | None) -> list[str]:
@@ -115,11 +121,12 @@ class LinuxNftDriver(ConditionDriver):
         return cmds
 
     def counters(self) -> dict[str, int]:
-        out = self.conn.send_command(f"nft -j list counters table {TABLE}", read_timeout=10)
+        out = self.send([f"nft -j list counters table {TABLE}"])
         try:
             data = json.loads(out[out.index("{"):])
         except ValueError:
-            return {}
+            raise TargetError(f"edge {self.host.name}: `nft -j list counters table {TABLE}` printed no JSON: "
+                              f"{error_line(out, '', 0)}") from None
         result = {}
         for item in data.get("nftables", []):
             c = item.get("counter")

@@ -51,6 +51,9 @@ def config_text(workdir: Path, settings: dict) -> str:
     }}
   }}
 }}
+swanctl {{
+  load = {" ".join(settings["swanctl_plugins"].split())}
+}}
 """
 
 

@@ -14,12 +14,11 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from .. import variants
+from .. import tool, variants
 from ..errors import LabError, PreflightError
 from ..inventory import Inventory, LabSpec
 from . import playbook
@@ -67,16 +66,15 @@ def preflight(spec: LabSpec) -> None:
     if not os.path.exists("/dev/net/tun"):
         raise PreflightError("/dev/net/tun is missing: strongSwan's userspace IPsec needs the TUN driver",
                              hint="load the tun module (`modprobe tun`)")
-    probe = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        raise PreflightError(f"nftables is not usable here: {probe.stderr.strip()}",
-                             hint="the kernel needs nf_tables")
+    probe = tool.run(["nft", "list", "tables"], step="check nftables")
+    if not probe.ok:
+        raise PreflightError(f"nftables is not usable here: {probe.error}", hint="the kernel needs nf_tables")
     _check_management_network(spec)
 
 
 def _check_management_network(spec: LabSpec) -> None:
-    out = subprocess.run(["ip", "-j", "-4", "route", "show"], capture_output=True, text=True).stdout or "[]"
-    for route in json.loads(out):
+    out = tool.run(["ip", "-j", "-4", "route", "show"], step="read this machine's routes").check().stdout
+    for route in json.loads(out or "[]"):
         dst = route.get("dst", "")
         if dst in ("default", "") or route.get("dev") == spec.bridge:
             continue
@@ -122,7 +120,8 @@ def down(inv: Inventory, *, quiet: bool = False) -> dict[str, Any]:
 def status(inv: Inventory) -> dict[str, Any]:
     """Which lab hosts and services are up, read from the machine (not from memory)."""
     spec = spec_of(inv)
-    present = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split())
+    listed = tool.run(["ip", "netns", "list"], step="list network namespaces").check().stdout
+    present = {line.split()[0] for line in listed.splitlines() if line.strip()}
     hosts: dict[str, Any] = {}
     for name in spec.hosts:
         host = inv.host(name)
@@ -145,9 +144,8 @@ def status(inv: Inventory) -> dict[str, Any]:
             from ..radius.server import FreeRadius
             entry["freeradius"] = FreeRadius(hdir / "freeradius").pid() is not None
         if "edges" in host.groups and ns in present:
-            listed = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "table", "inet", "aovpn_edge"],
-                                    capture_output=True, text=True)
-            entry["ruleset"] = listed.returncode == 0
+            entry["ruleset"] = tool.run(["nft", "list", "table", "inet", "aovpn_edge"], netns=ns,
+                                        step="list the edge ruleset", host=name).ok
         hosts[name] = entry
     services_up = all(v for h in hosts.values() for k, v in h.items() if isinstance(v, bool))
     return {"prefix": spec.prefix, "state_dir": str(spec.state_dir), "up": services_up,

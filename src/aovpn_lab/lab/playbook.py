@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from .. import paths
 from ..errors import LabError
+from ..tool import error_line
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Progress:
                 status = kind.rsplit("_", 1)[1]
             message = ""
             if status in ("failed", "unreachable"):
-                message = str(res.get("msg") or res.get("stderr") or res.get("stdout") or "").strip()
+                message = task_message(res)
             t = TaskResult(host, data.get("task", ""), data.get("role", ""), status, time.monotonic() - began,
                            message)
             self.tasks.append(t)
@@ -141,6 +142,21 @@ def run(playbook: str, inventory: Path, extravars: dict[str, Any], *, label: str
         raise LabError(f"{label}: no host of {inventory} matched the playbook's plays",
                        hint="the inventory needs the groups lab, ikev2_gateways, ikev2_clients and edges")
     return result
+
+
+def task_message(res: dict[str, Any]) -> str:
+    """Why a task failed: for a command, the tool's exit status and its own error line.
+
+    Ansible's msg for a failed command is only "non-zero return code"; the tool said why
+    on stderr, after whatever warnings it printed first.
+    """
+    rc = res.get("rc")
+    if isinstance(rc, int) and rc != 0 and ("stderr" in res or "stdout" in res):
+        cmd = res.get("cmd")
+        # command tasks report their argv as a list; shell tasks their script as one string
+        name = os.path.basename(str(cmd[0])) if isinstance(cmd, list) and cmd else "shell"
+        return f"{name} exited {rc}: {error_line(res.get('stdout') or '', res.get('stderr') or '', rc)}"
+    return str(res.get("msg") or res.get("stderr") or res.get("stdout") or "").strip()
 
 
 def _stdout_tail(r: Any, lines: int = 3) -> str:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AovpnError, PreflightError, TargetError
+from ..tool import error_line
 from .config import (
     InstancePaths,
     RadiusClient,
@@ -96,7 +97,7 @@ class FreeRadius:
         if res.returncode != 0:
             errors = [l.split(" : ", 1)[-1] for l in (res.stdout + res.stderr).splitlines() if "Error" in l]
             raise TargetError(f"FreeRADIUS rejects its configuration in {self.paths.raddb}: "
-                              + ("; ".join(errors[-3:]) or f"exit code {res.returncode}"),
+                              + ("; ".join(errors[-3:]) or error_line(res.stdout, res.stderr, res.returncode)),
                               hint="check the certificate/key paths and the listen address")
 
     def running_fingerprint(self) -> str | None:

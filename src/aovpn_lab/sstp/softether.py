@@ -66,6 +66,7 @@ from pathlib import Path
 
 from ..errors import AovpnError
 from ..passwords import passwords_from_env
+from .. import tool
 
 SYSTEM_BINARY = Path("/usr/libexec/softether/vpnserver/vpnserver")
 SYSTEM_HAMCORE = Path("/usr/libexec/softether/vpnserver/hamcore.se2")
@@ -168,7 +169,8 @@ def installed_version() -> str:
                              capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    return res.stdout.strip() or "not installed"
+    # dpkg-query exits 1 (and prints its error on stderr) when the package is unknown
+    return res.stdout.strip() if res.returncode == 0 and res.stdout.strip() else "not installed"
 
 
 def patch_bytes(original: bytes) -> bytes:
@@ -235,7 +237,7 @@ def assemble_patch(workdir: Path | None = None) -> bytes:
         for argv in (["as", "--64", "-o", str(obj), str(src)],
                      ["ld", f"-Ttext=0x{PATCH_OFFSET:x}", "-e", "_start", "-o", str(elf), str(obj)],
                      ["objcopy", "-O", "binary", "-j", ".text", str(elf), str(raw)]):
-            subprocess.run(argv, check=True, capture_output=True, timeout=30)
+            tool.run(argv, step="assemble the SoftEther fix", hint="apt-get install binutils").check()
         code = raw.read_bytes()
     if len(code) > len(ORIGINAL_BYTES):
         raise SoftEtherError(f"assembled patch is {len(code)} bytes, the window is 65")
@@ -955,7 +957,9 @@ class SoftEtherInstance:
         fd = os.open(batch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write("\n".join(c.line for c in commands) + "\n")
-        argv = ["nsenter", "--target", str(worker["pid"]), "--net", "--mount",
+        # --root/--wd: the target's own root, also when this machine is itself a container
+        # (plain --mount would put vpncmd at the root of the outermost mount namespace).
+        argv = ["nsenter", "--target", str(worker["pid"]), "--net", "--mount", "--root", "--wd",
                 str(SYSTEM_VPNCMD), f"localhost:{port}", "/SERVER",
                 f"/IN:/tmp/{batch_name}"]
         try:
