@@ -14,12 +14,12 @@ conformance: setup
 	@$(LAB) lab up
 	@rc=0; $(LAB) run || rc=$$?; $(LAB) lab down; exit $$rc
 
-# The project's own tests: unit tests, then lab-backed integration tests (root).
+# The project's own tests: every module's doctests, unit tests, then lab-backed integration tests (root).
 test: setup
-	@$(PYTEST) tests/unit tests/integration
+	@$(PYTEST) --doctest-modules src/aovpn_lab tests/unit tests/integration
 
 unit: setup
-	@$(PYTEST) tests/unit
+	@$(PYTEST) --doctest-modules src/aovpn_lab tests/unit
 
 lab-up: setup
 	@$(LAB) lab up

@@ -11,6 +11,7 @@ condition.
   the same network - the expectation a cell is judged by.
 
     >>> from aovpn_lab.conditions.model import Condition
+    >>> from aovpn_lab.ike import profiles
     >>> weak = GatewayFacts(policy="weak", fragmentation=True)
     >>> require_ikev2(profiles.get("windows10-default"), Condition.parse("open"), weak).outcome
     'no-proposal-chosen'
@@ -40,6 +41,7 @@ class GatewayFacts:
     ike_auth_request: int | None = None    # predicted size of the client's IKE_AUTH (bytes)
     ike_auth_response: int | None = None   # predicted size of the gateway's IKE_AUTH
     firewall: str | None = None            # server-side rules: correct, missing-4500, no-esp
+    native_esp: bool | None = None         # False: the IPsec data path never sends IP protocol 50
 
 
 @lru_cache(maxsize=1)
@@ -93,7 +95,17 @@ def predict_ikev2(profile: ClientProfile, condition: Condition, gw: GatewayFacts
     return result
 
 
+NOT_APPLICABLE = "not-applicable"
+
+
 def _predict(profile: ClientProfile, condition: Condition, gw: GatewayFacts, mtu: int) -> Expectation:
+    # A condition that cannot change anything on this target makes the cell not applicable:
+    # it could not fail, so it must not pass.
+    if condition.has("block-esp") and not condition.also and gw.native_esp is False:
+        return Expectation(NOT_APPLICABLE, "AOVPN-IKE-PORT-001",
+                           "this lab's IPsec data path (strongSwan kernel-libipsec) always encapsulates ESP in UDP "
+                           "4500, so dropping native ESP (IP protocol 50) cannot change the outcome; the path scan "
+                           "checks native-ESP filtering with crafted packets instead")
     # Failures are predicted in the order a client meets them: IKE_SA_INIT must arrive
     # before proposals can be refused, and be accepted before IKE_AUTH can be lost.
     if condition.has("block-udp-500"):

@@ -2,15 +2,16 @@
 `run_strategy`, which runs REAL connection attempts in the order a strategy says and
 falls back the way a Windows Always On VPN client does.
 
-The rule (DOMAIN.md, "Why deployments break"): "Windows Always On VPN client fallback
-IKEv2 -> SSTP happens only when IKEv2 fails initially. A partial failure (IKE_SA_INIT
-ok, IKE_AUTH lost) does not trigger it." So an IKEv2 failure has a *stage*:
+The rule (docs/domain.md, "Why deployments break"): "The Windows Always On VPN client
+moves on from IKEv2 to SSTP only if IKEv2 fails at the very start. If IKE_SA_INIT
+succeeds and IKE_AUTH is then lost (a partial failure), it does not fall back." So an
+IKEv2 failure has a *stage*:
 
 - ``initial``: IKE_SA_INIT never completed - no answer to it at all (``udp-500-blocked``,
   or ``no-response`` with no IKE_SA_INIT response in the log), or the gateway refused it
   (``no-proposal-chosen``: IKE_SA_INIT is answered with an error notify, so it is not
-  "IKE_SA_INIT ok"; no IKE SA exists - this placement is our reading of DOMAIN.md's
-  dichotomy, not an observed Windows trace).
+  "IKE_SA_INIT succeeds"; no IKE SA exists - this placement is our reading of the dichotomy in
+  docs/domain.md, not an observed Windows trace).
 - ``partial``: IKE_SA_INIT completed, then IKE_AUTH was lost or refused
   (``udp-4500-blocked``, ``ip-fragments-dropped``, ``ike-fragments-dropped``,
   ``auth-failed``, or ``no-response`` after an IKE_SA_INIT response).
@@ -19,7 +20,7 @@ ok, IKE_AUTH lost) does not trigger it." So an IKEv2 failure has a *stage*:
 to SSTP. ``fallback_on="any-failure"`` is a client that falls back on every IKEv2
 failure (e.g. an IKE_AUTH timeout) - what users would have needed on such networks.
 A failed SSTP attempt always moves on to the next protocol (SstpFirst, Default):
-DOMAIN.md states the "initial only" restriction for IKEv2 -> SSTP alone.
+docs/domain.md states the "initial only" restriction for IKEv2 -> SSTP alone.
 
 Attempts are callables returning a probe result (``ike.probe.ProbeResult``,
 ``sstp.probe.SstpProbeResult``, their ``to_json()`` dicts, or any object with
@@ -49,7 +50,8 @@ INITIAL, PARTIAL = "initial", "partial"
 
 
 class VpnStrategy(IntEnum):
-    """rasphone.pbk VpnStrategy values an Always On VPN profile uses (DOMAIN.md)."""
+    """rasphone.pbk VpnStrategy values an Always On VPN profile uses (docs/domain.md, "Windows client protocol
+    strategy")."""
     Default = 0
     SstpOnly = 5
     SstpFirst = 6
@@ -90,13 +92,13 @@ class StrategyInfo:
 STRATEGIES: dict[VpnStrategy, StrategyInfo] = {
     VpnStrategy.Default: StrategyInfo(
         ("sstp", "ikev2"), "Windows tries a series of protocols; an Always On VPN profile with "
-        "NativeProtocolType=Automatic tries SSTP first (DOMAIN.md)"),
+        "NativeProtocolType=Automatic tries SSTP first (docs/domain.md)"),
     VpnStrategy.SstpOnly: StrategyInfo(("sstp",), "SSTP only"),
     VpnStrategy.SstpFirst: StrategyInfo(("sstp", "ikev2"), "SSTP first, then IKEv2"),
     VpnStrategy.Ikev2Only: StrategyInfo(("ikev2",), "IKEv2 only: no fallback"),
     VpnStrategy.Ikev2First: StrategyInfo(
         ("ikev2", "sstp"), "IKEv2 first, then the others; sources disagree whether 8 or 14 is 'IKEv2 with SSTP "
-        "fallback', both are accepted (DOMAIN.md)"),
+        "fallback', both are accepted (docs/domain.md)"),
     VpnStrategy.Ikev2Sstp: StrategyInfo(("ikev2", "sstp"), "IKEv2 is attempted followed only by SSTP"),
     VpnStrategy.ProtocolList: StrategyInfo((), "Windows 11: the profile's ProtocolList, in its order"),
 }
@@ -121,7 +123,8 @@ IKEV2_FAILURE_TEXT: dict[str, str] = {
     "auth-failed": "IKE_AUTH refused: authentication failed",
 }
 
-# The error a Windows client shows for an IKEv2 failure (DOMAIN.md); None: not stated there.
+# The error a Windows client shows for an IKEv2 failure (docs/domain.md, "Windows client errors"); None: not
+# stated there.
 WINDOWS_ERROR: dict[str, int] = {
     "udp-500-blocked": 809, "udp-4500-blocked": 809, "ip-fragments-dropped": 809, "ike-fragments-dropped": 809,
     "no-response": 809, "no-proposal-chosen": 13868,
@@ -178,7 +181,7 @@ class StrategyOutcome:
     decision: str                    # why the client did or did not move on
     finding: str
     skipped: tuple[str, ...] = ()    # protocols of the order that were never tried
-    strategy_after: VpnStrategy | None = None  # Windows rewrites VpnStrategy after a fallback (DOMAIN.md)
+    strategy_after: VpnStrategy | None = None  # Windows rewrites VpnStrategy after a fallback (docs/domain.md)
 
     @property
     def connected(self) -> bool:

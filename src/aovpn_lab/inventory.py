@@ -4,7 +4,7 @@ The same inventory Ansible provisions from is what the suite tests against, so a
 mistake in it is reported once, here, naming the file, the key and what was expected:
 
     >>> inv = load("inventories/lab")                       # doctest: +SKIP
-    >>> inv.lab.prefix, [h.name for h in inv.group("ikev2_gateways")]
+    >>> inv.lab.prefix, [h.name for h in inv.group("ikev2_gateways")]  # doctest: +SKIP
     ('aovpn', ['gw1'])
 
 Supported layout: a folder holding hosts.yml (or any *.yml/*.yaml inventory file) plus

@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 
 from . import paths
-from .verdict import Verdict
+from .verdict import FAIL, INCONCLUSIVE, NOT_APPLICABLE, PASS, STATES, Verdict
+
+ERROR = "error"  # a cell that ended without a verdict (an exception): the run's fault, not the target's
 
 RESULTS = pytest.StashKey[dict]()
 _CONFIG: dict[str, pytest.Config] = {}  # pytest_runtest_logreport gets no config argument
@@ -92,15 +94,15 @@ def target(request: pytest.FixtureRequest):
 
 class NoEdge:
     """A target without an edge device: the network is what it is ('open'); any other
-    condition makes the cell not applicable, which the cell reports as skipped with why."""
+    condition makes the cell not applicable to this target (a verdict, with the reason)."""
 
     def __init__(self, inventory) -> None:
         self.inventory = inventory
 
     def apply(self, condition) -> None:
         if condition.kind != "open":
-            pytest.skip(f"{self.inventory.path} names no edge device (group 'edges'): condition '{condition}' "
-                        "cannot be applied to this target")
+            pytest.skip(f"{NOT_APPLICABLE}: {self.inventory.path} names no edge device (group 'edges'): "
+                        f"condition '{condition}' cannot be applied to this target")
 
     def counters(self) -> dict:
         return {}
@@ -144,6 +146,16 @@ class Cell:
         self.verdict = verdict
         return verdict
 
+    def conclude(self, verdict: Verdict) -> Verdict:
+        """Record the verdict and end the test by it: pass returns, not-applicable skips
+        (with its reason), fail and inconclusive fail (an inconclusive cell is never green)."""
+        self.record(verdict)
+        if verdict.state == NOT_APPLICABLE:
+            pytest.skip(f"{NOT_APPLICABLE}: {verdict.reason}")
+        if verdict.state != PASS:
+            pytest.fail(f"{verdict.state}: {verdict.reason}", pytrace=False)
+        return verdict
+
 
 @pytest.fixture
 def cell(request: pytest.FixtureRequest, tmp_path: Path) -> Cell:
@@ -163,8 +175,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return
     v = c.verdict
     report.aovpn_verdict = v.to_json()
-    props = [("requirement", v.requirement), ("expected", v.expected), ("observed", v.observed),
-             ("reason", v.reason)]
+    props = [("verdict", v.state), ("requirement", v.requirement), ("expected", v.expected),
+             ("observed", v.observed), ("reason", v.reason)]
     # junit.xml takes properties from the teardown report, which copies the item's list.
     item.user_properties.extend(props)
     report.user_properties.extend(props)
@@ -185,7 +197,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         v = getattr(report, "aovpn_verdict", None)
         store["data"]["cells"].append({
             "id": report.nodeid.split("::")[-1], "nodeid": report.nodeid, "outcome": report.outcome,
-            "duration_s": round(report.duration, 3),
+            "state": cell_state(report.outcome, v), "duration_s": round(report.duration, 3),
             **({"verdict": v} if v else {}),
             **({"message": _short(report.longreprtext)} if report.outcome != "passed" else {}),
         })
@@ -200,7 +212,38 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     store["data"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     store["data"]["exit_status"] = int(exitstatus)
     store["data"]["summary"] = {k: sum(1 for c in cells if c["outcome"] == k) for k in ("passed", "failed", "skipped")}
+    store["data"]["verdicts"] = verdict_counts(cells)
     _write_results(session.config)
+
+
+def cell_state(outcome: str, verdict: dict | None) -> str:
+    """The cell's verdict state; a skip without a verdict is not applicable (its message says
+    why), a failure without one is an error of the run."""
+    if verdict:
+        return verdict["state"]
+    return {"passed": ERROR, "skipped": NOT_APPLICABLE}.get(outcome, ERROR)
+
+
+def verdict_counts(cells: list[dict]) -> dict[str, int]:
+    return {k: sum(1 for c in cells if c.get("state") == k) for k in (*STATES, ERROR)}
+
+
+def run_status(counts: dict[str, int]) -> tuple[int, str]:
+    """`aovpn-lab run`'s exit status from the cells' verdicts, and the sentence that says why.
+
+    >>> run_status({"pass": 80, "fail": 0, "inconclusive": 0, "not-applicable": 5, "error": 0})
+    (0, 'every applicable cell passed')
+    >>> run_status({"pass": 0, "fail": 0, "inconclusive": 0, "not-applicable": 9, "error": 0})[0]
+    1
+    """
+    if counts.get(ERROR):
+        return 2, f"{counts[ERROR]} cell(s) ended in an error of the run, without a verdict"
+    bad = counts.get(FAIL, 0) + counts.get(INCONCLUSIVE, 0)
+    if bad:
+        return 1, f"{counts.get(FAIL, 0)} cell(s) failed, {counts.get(INCONCLUSIVE, 0)} inconclusive"
+    if not counts.get(PASS):
+        return 1, "no applicable cell ran: nothing was shown to work"
+    return 0, "every applicable cell passed"
 
 
 def _short(text: str, limit: int = 2000) -> str:
@@ -231,7 +274,7 @@ def _evidence_html(v: Verdict) -> str:
             cell = html.escape("-" if value is None else str(value))
         rows.append(f"<tr><th style='text-align:left;padding-right:1em;vertical-align:top'>{html.escape(key)}</th>"
                     f"<td>{cell}</td></tr>")
-    head = (f"<p><b>{html.escape(v.requirement)}</b>: expected <b>{html.escape(v.expected)}</b>, observed "
+    head = (f"<p><b>{html.escape(v.state)}</b> &middot; <b>{html.escape(v.requirement)}</b>: expected <b>{html.escape(v.expected)}</b>, observed "
             f"<b>{html.escape(v.observed)}</b> &mdash; {html.escape(v.reason)}</p>")
     fix = f"<p><b>Fix:</b> {html.escape(v.fix)}</p>" if v.fix and (not v.holds or v.expected != "connected") else ""
     return f"<div class='aovpn-evidence'>{head}{fix}<table>{''.join(rows)}</table></div>"
@@ -254,16 +297,19 @@ def pytest_html_report_title(report: Any) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_header(cells: list[str]) -> None:
-    cells.insert(2, "<th>Requirement</th>")
-    cells.insert(3, "<th>Expected</th>")
-    cells.insert(4, "<th>Observed</th>")
-    cells.insert(5, "<th>Reason</th>")
+    cells.insert(2, "<th>Verdict</th>")
+    cells.insert(3, "<th>Requirement</th>")
+    cells.insert(4, "<th>Expected</th>")
+    cells.insert(5, "<th>Observed</th>")
+    cells.insert(6, "<th>Reason</th>")
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_row(report: Any, cells: list[str]) -> None:
     v = getattr(report, "aovpn_verdict", None) or {}
-    cells.insert(2, f"<td>{html.escape(v.get('requirement', ''))}</td>")
-    cells.insert(3, f"<td>{html.escape(v.get('expected', ''))}</td>")
-    cells.insert(4, f"<td>{html.escape(v.get('observed', ''))}</td>")
-    cells.insert(5, f"<td>{html.escape(v.get('reason', ''))}</td>")
+    state = v.get("state") or cell_state(getattr(report, "outcome", ""), None)
+    cells.insert(2, f"<td>{html.escape(state)}</td>")
+    cells.insert(3, f"<td>{html.escape(v.get('requirement', ''))}</td>")
+    cells.insert(4, f"<td>{html.escape(v.get('expected', ''))}</td>")
+    cells.insert(5, f"<td>{html.escape(v.get('observed', ''))}</td>")
+    cells.insert(6, f"<td>{html.escape(v.get('reason', ''))}</td>")

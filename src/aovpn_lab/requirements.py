@@ -1,7 +1,7 @@
 """The requirement catalogue (requirements.yml), read once.
 
     >>> get("AOVPN-IKE-CONN-001").source
-    'DOMAIN.md: Why deployments break; RFC 7296'
+    'docs/domain.md, "Why deployments break"; RFC 7296'
 """
 from __future__ import annotations
 

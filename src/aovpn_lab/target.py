@@ -4,7 +4,7 @@ Built from the inventory, for the embedded lab (credentials from the lab's PKI, 
 client's charon and namespace) and for real deployments (paths given in host vars).
 
     >>> t = Target.from_inventory(inventory.load("inventories/lab"))   # doctest: +SKIP
-    >>> t.gateways[0].name, t.client.netns
+    >>> t.gateways[0].name, t.client.netns                              # doctest: +SKIP
     ('gw1', 'aovpn-client')
 """
 from __future__ import annotations
@@ -36,6 +36,13 @@ class IkeGateway:
     outside_interface: str | None = None  # lab gateways: the interface clients reach
 
 
+    @property
+    def esp_in_udp_only(self) -> bool:
+        """A lab gateway runs charon with kernel-libipsec (profiles/charon.yml): its ESP is
+        always UDP-encapsulated, NAT or not, so it never sends or needs native ESP."""
+        from .ike.profiles import charon_settings
+        return self.netns is not None and "kernel-libipsec" in charon_settings()["plugins"].split()
+
     def facts(self, auth: str = "pubkey"):
         """What the reason model knows before testing: policy, fragmentation, predicted IKE_AUTH sizes.
 
@@ -45,6 +52,7 @@ class IkeGateway:
         from .expectations import GatewayFacts
         client = None if auth == "eap-tls" else self.client_cert_file
         return GatewayFacts(policy=self.crypto_policy, fragmentation=self.fragmentation, firewall=self.firewall,
+                            native_esp=False if self.esp_in_udp_only else None,
                             ike_auth_request=_predicted_size(client, self.chain_file, "initiator", auth),
                             ike_auth_response=_predicted_size(self.gateway_cert_file, self.chain_file,
                                                               "responder", auth))

@@ -12,7 +12,8 @@ import yaml
 from aovpn_lab import paths
 from aovpn_lab.conditions.model import Condition
 from aovpn_lab.certs.sizemodel import ip_fragments_needed
-from aovpn_lab.expectations import predict_ikev2, require_ikev2
+from aovpn_lab.corroboration import corroborate, nat_observed
+from aovpn_lab.expectations import NOT_APPLICABLE, predict_ikev2, require_ikev2
 from aovpn_lab.ike import probe, profiles
 from aovpn_lab.pytest_plugin import target_of
 from aovpn_lab.verdict import Verdict
@@ -41,6 +42,10 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici
     facts = gateway.facts(auth)
     expected = require_ikev2(profile, condition, facts)
     predicted = predict_ikev2(profile, condition, facts)
+    if expected.outcome == NOT_APPLICABLE:
+        cell.conclude(Verdict.not_applicable(expected.requirement, expected.reason, {
+            "condition": f"{condition} ({condition.description})",
+            "gateway": f"{gateway.name} ({gateway.address}, variant {target.variant})"}))
 
     edge.apply(condition)
     target.reset_path_state()
@@ -58,7 +63,7 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici
         "IKE_SA_INIT request / response (B)": pair(data["sizes"], "IKE_SA_INIT"),
         "IKE_AUTH request / response (B)": pair(data["sizes"], "IKE_AUTH"),
         "predicted IKE_AUTH request / response (B)": f"{facts.ike_auth_request} / {facts.ike_auth_response}",
-        "IP packets for IKE_AUTH request / response at this MTU": ip_packets(data["sizes"], condition),
+        "predicted IP packets for IKE_AUTH request / response at this MTU": ip_packets(result.messages, condition),
         "gateway": f"{gateway.name} ({gateway.address}, variant {target.variant}: policy {gateway.crypto_policy}, "
                    f"RFC 7383 {'on' if gateway.fragmentation else 'off'}, certificates "
                    f"{gateway.certificate_profile})",
@@ -68,6 +73,7 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici
         "IKE proposal": result.proposal or "-",
         "ESP proposal": result.child_proposal or "-",
         "virtual IP": result.virtual_ip or "-",
+        "NAT (client's IKE SA)": nat_text(result.nat, gateway.esp_in_udp_only),
         "ping through tunnel": "-" if result.ping_ok is None else ("ok" if result.ping_ok else "failed"),
         "edge drop counters": edge.counters(),
         "messages": [m.to_json() for m in result.messages],
@@ -80,11 +86,24 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici
         evidence.update(diagnosis_of(pcaps))
     elif pcaps:
         pcaps.discard()
-    verdict = cell.record(Verdict.compare(expected, observed, evidence, detail=result.detail, predicted=predicted))
-    assert verdict.holds, verdict.reason
+    verdict = Verdict.compare(expected, observed, evidence, detail=result.detail, predicted=predicted)
+    verdict = corroborate(verdict, condition, evidence["edge drop counters"], evidence.get("diagnosis from captures"))
+    cell.conclude(nat_observed(verdict, condition, result.nat))
     if observed == "connected":
         # A tunnel that "connects" must have really negotiated and carried traffic.
         assert result.child_sa and result.proposal and (gateway.ping_target is None or result.ping_ok)
+
+
+def nat_text(nat: dict, lab_gateway: bool) -> str:
+    """What the client's IKE SA says about NAT (charon's NAT-D results)."""
+    if not nat:
+        return "-"
+    yes = {True: "yes", False: "no"}
+    return (f"client behind NAT: {yes[bool(nat.get('local'))]}; gateway claims to be behind NAT: "
+            f"{yes[bool(nat.get('remote'))]}"
+            + (" (a lab gateway always does: kernel-libipsec forces UDP encapsulation, NAT or not)"
+               if lab_gateway else "")
+            + f"; IKE on UDP {nat.get('local_port')} -> {nat.get('remote_port')}")
 
 
 def pair(sizes: dict, exchange: str) -> str:
@@ -136,8 +155,17 @@ def diagnosis_of(pcaps: Pcaps) -> dict:
             "diagnosis summary": d.summary()}
 
 
-def ip_packets(sizes: dict, condition: Condition) -> str:
+def ip_packets(messages: list, condition: Condition) -> str:
+    """Predicted from the message sizes (not counted on the wire): IP packets at the path MTU,
+    or the RFC 7383 fragments a message was sent as (each fits the MTU: no IP fragmentation)."""
     mtu = condition.path_mtu or 1500
-    parts = [str(ip_fragments_needed(sizes[k], mtu)) if sizes.get(k) else "-"
-             for k in ("IKE_AUTH_request", "IKE_AUTH_response")]
+    parts = []
+    for kind in ("request", "response"):
+        m = next((m for m in messages if m.exchange == "IKE_AUTH" and m.kind == kind and m.message_id == 1), None)
+        if m is None or not m.size:
+            parts.append("-")
+        elif m.ike_fragments:
+            parts.append(f"{m.ike_fragments} (RFC 7383 fragments)")
+        else:
+            parts.append(str(ip_fragments_needed(m.size, mtu)))
     return " / ".join(parts) + f" (MTU {mtu})"

@@ -50,5 +50,4 @@ def test_path_scan_names_the_rules_the_network_enforces(path_cell, target, edge,
         "edge drop counters": edge.counters(),
         "scan seconds": round(report.elapsed_s, 2),
     }
-    verdict = cell.record(Verdict.compare(expected, observed, evidence))
-    assert verdict.holds, verdict.reason
+    cell.conclude(Verdict.compare(expected, observed, evidence))

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from aovpn_lab.conditions.model import Condition
+from aovpn_lab.conditions.model import OPEN, Condition
+from aovpn_lab.corroboration import corroborate
+from aovpn_lab.ike.craft_netns import tcp_open
 from aovpn_lab.pytest_plugin import target_of
 from aovpn_lab.verdict import Expectation, Verdict
 
@@ -35,6 +37,15 @@ def test_sstp_connection_matches_expectation(sstp_cell, target, edge, cell):
     condition, gateway_name = sstp_cell
     gw = next(g for g in target.sstp_gateways if g.name == gateway_name)
     expected = expectation(condition)
+    if expected.outcome == "tcp-443-blocked":
+        # A path that drops TCP 443 looks exactly like a server that is down: first show that
+        # this server accepts TCP on an open path, or the cell cannot say anything.
+        edge.apply(OPEN)
+        if not tcp_open(target.client.netns, gw.address, gw.port, timeout=2.0):
+            cell.conclude(Verdict.inconclusive(expected, "server not answering", (
+                f"{gw.name} ({gw.address}:{gw.port}) does not accept TCP even on an open path: a blocked path "
+                "cannot be told from a server that is down"), {"condition": condition, "control": "open path, "
+                                                                 "TCP connect failed"}))
     edge.apply(Condition.parse(condition))
     result = probe_sstp(gw.address, gw.port, user=gw.user, password=gw.password,
                         ca_file=str(gw.ca_file) if gw.ca_file else None, sni=gw.identity, ping=gw.ping_target,
@@ -54,7 +65,7 @@ def test_sstp_connection_matches_expectation(sstp_cell, target, edge, cell):
     }
     if not result.connected:
         evidence["detail"] = data.get("detail")
-    verdict = cell.record(Verdict.compare(expected, observed, evidence, detail=data.get("detail") or ""))
-    assert verdict.holds, verdict.reason
+    cell.conclude(corroborate(Verdict.compare(expected, observed, evidence, detail=data.get("detail") or ""),
+                              Condition.parse(condition), evidence["edge drop counters"]))
     if observed == "connected":
         assert result.ping_ok and result.ip

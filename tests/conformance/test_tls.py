@@ -40,8 +40,7 @@ def test_tls_posture(sstp_endpoint, target, edge, cell):
     data = posture.to_json()
     evidence = {"findings": [f"{f.severity}: {f.code}: {f.message}" for f in posture.findings],
                 "health check": data.get("health"), "posture": data}
-    verdict = cell.record(Verdict.compare(expected, observed, evidence))
-    assert verdict.holds, verdict.reason
+    cell.conclude(Verdict.compare(expected, observed, evidence))
 
 
 def test_tlsvpn_connection_matches_expectation(tlsvpn_cell, target, edge, cell):
@@ -58,5 +57,4 @@ def test_tlsvpn_connection_matches_expectation(tlsvpn_cell, target, edge, cell):
                            f"a TLS VPN needs only its TCP port; '{condition}' leaves it alone")
     evidence = {k: data.get(k) for k in ("elapsed_ms", "ip", "ping_ok", "cause", "detail") if k in data}
     evidence["edge drop counters"] = edge.counters()
-    verdict = cell.record(Verdict.compare(expected, observed, evidence, detail=data.get("detail") or ""))
-    assert verdict.holds, verdict.reason
+    cell.conclude(Verdict.compare(expected, observed, evidence, detail=data.get("detail") or ""))

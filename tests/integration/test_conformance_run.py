@@ -25,8 +25,15 @@ def test_every_default_cell_holds_against_the_default_lab(run):
     results = json.loads((latest / "results.json").read_text())
     assert results["summary"]["failed"] == 0 and results["summary"]["passed"] >= 15
     assert results["finished"] and results["exit_status"] == 0
-    assert all(c["verdict"]["holds"] for c in results["cells"])
-    outcomes = {c["verdict"]["observed"] for c in results["cells"]}
+    assert {c["state"] for c in results["cells"]} == {"pass", "not-applicable"}
+    assert results["verdicts"]["pass"] >= 15 and results["verdicts"]["inconclusive"] == 0
+    assert results["verdicts"]["error"] == 0 and results["verdicts"]["fail"] == 0
+    # block-esp cannot change anything on this lab's data path: not applicable, with the reason
+    na = [c for c in results["cells"] if c["state"] == "not-applicable"]
+    assert na and all(c["verdict"]["reason"] for c in na if "verdict" in c)
+    assert all("-via-block-esp-" in c["id"] for c in na if c["id"].startswith("test_ikev2"))
+    assert f"{len(results['cells'])} cells: {results['verdicts']['pass']} pass, 0 fail, 0 inconclusive" in r.stderr
+    outcomes = {c["verdict"]["observed"] for c in results["cells"] if "verdict" in c}
     assert {"connected", "no-proposal-chosen", "udp-500-blocked", "udp-4500-blocked"} <= outcomes
 
 
@@ -47,9 +54,34 @@ def test_the_html_report_and_junit_carry_the_verdicts(run):
     _, latest = run
     html = (latest / "report.html").read_text()
     assert "aovpn-lab conformance report" in html
-    for needle in ("Expected", "Observed", "Reason", "AOVPN-IKE-CRYPTO-001", "13868", "udp-500-blocked"):
+    for needle in ("Verdict", "Expected", "Observed", "Reason", "AOVPN-IKE-CRYPTO-001", "13868", "udp-500-blocked",
+                   "not-applicable", "IPsec data path (strongSwan kernel-libipsec) always encapsulates ESP"):
         assert needle in html
     suite = ET.parse(latest / "junit.xml").getroot().find("testsuite")
     assert int(suite.get("failures")) == 0 and int(suite.get("tests")) >= 15
     props = {p.get("name") for p in suite.iter("property")}
-    assert {"requirement", "expected", "observed", "reason"} <= props
+    assert {"verdict", "requirement", "expected", "observed", "reason"} <= props
+
+
+def test_a_stopped_sstp_server_behind_a_443_block_is_inconclusive_never_a_pass(lab, tmp_path):
+    """The client of a blocked path and of a server that is down sees the same silence."""
+    import subprocess
+    import sys
+    from aovpn_lab import paths
+    state = lab.spec.state_dir / "hosts" / "gw1" / "softether"
+    down = subprocess.run([sys.executable, "-m", "aovpn_lab.sstp.softether", "down", "--state", str(state)],
+                          capture_output=True, text=True, timeout=60)
+    assert down.returncode == 0, down.stderr
+    try:
+        # pytest straight on the suite: `aovpn-lab run` itself refuses a lab that is partly up
+        r = subprocess.run([sys.executable, "-m", "pytest", str(paths.ROOT / "tests" / "conformance" / "test_sstp.py"),
+                            "-p", "aovpn_lab.pytest_plugin", "--run-dir", str(tmp_path), "-q", "-p", "no:cacheprovider",
+                            "-k", "mschapv2-via-block-tcp-443-to-gw1"], capture_output=True, text=True, timeout=300,
+                           cwd=paths.ROOT)
+        (c,) = json.loads((tmp_path / "results.json").read_text())["cells"]
+        assert c["state"] == "inconclusive", c
+        assert "does not accept TCP even on an open path" in c["verdict"]["reason"]
+        assert r.returncode == 1, r.stdout[-2000:]
+    finally:
+        up = aovpn("lab", "up", "--quiet")
+        assert up.returncode == 0, up.stderr[-2000:]

@@ -1,6 +1,6 @@
 """aovpn_lab.certs.sizemodel: IKE_AUTH size prediction and IP fragment counts.
 
-The calibration targets are the strongSwan 5.9.8 measurements in DOMAIN.md ("Certificates"):
+The calibration targets are the strongSwan 5.9.8 measurements in docs/domain.md ("Certificates"):
 ECDSA P-256 single CA -> 848 B (initiator) / 768 B (responder); RSA-4096 root + 2
 intermediates + leaf with CDP/AIA/policy -> 5936 B / 5888 B, 5 IP fragments at MTU 1500.
 The certificates are the ones profiles/certificates.yml produces.
@@ -25,7 +25,7 @@ from aovpn_lab.certs.sizemodel import (
 )
 
 GW, MACHINE, USER = "vpn.example.net", "client.example.net", "alice"
-MEASURED = {  # DOMAIN.md, strongSwan 5.9.8
+MEASURED = {  # docs/domain.md, "Certificates": measured in this lab, strongSwan 5.9.8
     ("small", "initiator"): 848,
     ("small", "responder"): 768,
     ("large", "initiator"): 5936,
@@ -68,7 +68,7 @@ def test_prediction_within_10_percent_of_measurement(pkis, profile, role):
 def test_measured_sizes_fragment_counts():
     assert ip_fragments_needed(MEASURED[("small", "initiator")]) == 1
     assert ip_fragments_needed(MEASURED[("small", "responder")]) == 1
-    # DOMAIN.md: "5 IP fragments at MTU 1500" -- true for the 5936 B initiator message;
+    # docs/domain.md: "5 IP fragments at MTU 1500" -- true for the 5936 B initiator message;
     # 5888 B + 4 marker + 8 UDP = 5900 B fits 4 x 1480 B fragment payloads.
     assert ip_fragments_needed(MEASURED[("large", "initiator")]) == 5
     assert ip_fragments_needed(MEASURED[("large", "responder")]) == 4

@@ -1,5 +1,5 @@
 """The Windows protocol-strategy model: order per VpnStrategy, the fallback rule (only an
-initial IKEv2 failure moves on to SSTP; DOMAIN.md), timings and findings - driven by
+initial IKEv2 failure moves on to SSTP; docs/domain.md), timings and findings - driven by
 recorded probe results, no network."""
 from __future__ import annotations
 

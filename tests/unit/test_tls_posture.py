@@ -373,11 +373,6 @@ def test_cli_error_is_json_and_exit_2(capsys, tmp_path):
     assert code == 2 and json.loads(out.out)["failed"] is True and "does not exist" in out.err
 
 
-def test_doctests_of_the_posture_module():
-    import doctest
-    failed, _ = doctest.testmod(tp, optionflags=doctest.ELLIPSIS)
-    assert failed == 0
-
 
 def test_trust_that_could_not_be_checked_warns(pki):
     root, _, leaf, _ = pki

@@ -3,7 +3,6 @@ the PEM pair check, passwords from the environment and the command line's errors
 from __future__ import annotations
 
 import datetime
-import doctest
 import json
 import os
 import subprocess
@@ -15,7 +14,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from aovpn_lab.tlsvpn import ocserv as oc
-from aovpn_lab.tlsvpn import probe, script
 
 
 def _pem_pair(tmp_path, name="leaf"):
@@ -31,11 +29,6 @@ def _pem_pair(tmp_path, name="leaf"):
                                            serialization.NoEncryption()))
     return cert_path, key_path
 
-
-def test_doctests_of_the_tlsvpn_modules():
-    for module in (oc, probe, script):
-        failed, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-        assert failed == 0, module.__name__
 
 
 # -- settings and config ---------------------------------------------------------------------

@@ -5,9 +5,10 @@
     (False, 'ip-fragments-dropped', 'initiator-to-responder', True)
     >>> print(d.summary())                                            # doctest: +SKIP
 
-This is the diagnosis of the DOMAIN.md seed article done by a program: capture on the
-client and on the server at the same time, then compare what one end sent with what
-the other end saw.
+This is the diagnosis of Hicks' "Always On VPN IKEv2 Features and Limitations"
+(docs/domain.md, "Why deployments break") done by a program: capture on the client and
+on the server at the same time, then compare what one end sent with what the other end
+saw.
 
 How the captures are matched
     Only by IKE SPIs, never by addresses or ports (there may be NAT between the two

@@ -5,7 +5,7 @@ Modules (import them directly; this package imports nothing heavy on purpose, so
 
 - :mod:`aovpn_lab.certs.profiles` reads ``profiles/certificates.yml``.
 - :mod:`aovpn_lab.certs.pki` issues a lab PKI from a profile (also a CLI for Ansible).
-- :mod:`aovpn_lab.certs.inspect` inspects a chain against the DOMAIN.md requirements.
+- :mod:`aovpn_lab.certs.inspect` inspects a chain against the requirements in docs/domain.md, "Certificates".
 - :mod:`aovpn_lab.certs.sizemodel` predicts IKE_AUTH sizes and IP fragment counts.
 - :mod:`aovpn_lab.certs.command` registers ``aovpn-lab certs ...`` on an argparse CLI.
 """

@@ -26,7 +26,7 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 _INSPECT_EPILOG = """\
-checks (DOMAIN.md "Certificates"):
+checks (docs/domain.md, "Certificates"):
   ikev2-server  EKU Server Authentication (required) and IP security IKE intermediate
                 (recommended); subject CN and SAN = the name clients dial; validity;
                 chain linkage; predicted IKE_AUTH size vs the path MTU

@@ -8,7 +8,7 @@ Example (the "large" lab profile's gateway)::
     report.failed, report.ike_auth.size, report.ip_fragments   # (False, 6080, 5)
     print(render_text(report))
 
-Requirements checked (DOMAIN.md, "Certificates" and "Why deployments break"); every
+Requirements checked (docs/domain.md, "Certificates" and "Why deployments break"); every
 finding has a stable ``code``, a severity (``fail`` = requirement not met, ``warn`` =
 recommended or risky, ``info``) and names the certificate it is about:
 

@@ -47,7 +47,7 @@ The result is the IKE message as it appears in the UDP payload, WITHOUT the 4-by
 marker that precedes it on port 4500; :func:`ip_fragments_needed` adds that marker, the UDP
 header (8) and the IP header (20 for IPv4; 40 + 8-byte fragment header for IPv6).
 
-Calibration (strongSwan 5.9.8, DOMAIN.md "Certificates"): for the certificates that
+Calibration (strongSwan 5.9.8, docs/domain.md, "Certificates"): for the certificates that
 ``profiles/certificates.yml`` produces, FQDN IDs of ~15-20 bytes, a virtual IP and
 AES-CBC/SHA-256 the model predicts (see tests/unit/test_certs_sizemodel.py)
 ECDSA P-256 single CA 848 B initiator / 768 B responder and RSA-4096 root + 2

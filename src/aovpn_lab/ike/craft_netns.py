@@ -16,7 +16,7 @@ import re
 import threading
 from typing import Any, Callable
 
-__all__ = ["CLONE_NEWNET", "NETNS_DIR", "netns_path", "require_netns", "run_in_netns"]
+__all__ = ["CLONE_NEWNET", "NETNS_DIR", "netns_path", "require_netns", "run_in_netns", "tcp_open"]
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/run/netns"
@@ -83,3 +83,17 @@ def run_in_netns(name: str, func: Callable[..., Any], /, *args: Any,
     if "error" in box:
         raise box["error"]
     return box.get("result")
+
+
+def tcp_open(netns: str | None, host: str, port: int, timeout: float) -> bool:
+    """Does HOST accept a TCP connection on PORT, seen from inside `netns` (None: here)?"""
+    import socket
+
+    def probe() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+
+    return run_in_netns(netns, probe, netns_timeout=timeout + 5) if netns else probe()

@@ -11,7 +11,7 @@ IKE_SA_INIT to UDP 500 and 4500 and an IP-fragmented one, each answered or not b
 gateway itself.
 
     >>> result = run_probe(vici_path, target, profiles.get())   # doctest: +SKIP
-    >>> result.connected, result.cause, result.elapsed_ms
+    >>> result.connected, result.cause, result.elapsed_ms                # doctest: +SKIP
     (True, 'none', 31)
 """
 from __future__ import annotations
@@ -78,6 +78,10 @@ class ProbeResult:
     messages: list[ikemsg.IkeMessage] = field(default_factory=list)
     reachability: dict[str, Any] | None = None
     log: list[str] = field(default_factory=list)
+    # The client's IKE SA as charon reports it (vici list-sas): NAT detected from the NAT-D
+    # payloads (local: this client is behind NAT; remote: the gateway is), encapsulation
+    # forced without NAT (fake: kernel-libipsec always sends ESP in UDP), and the ports used.
+    nat: dict[str, Any] = field(default_factory=dict)
 
     def size(self, exchange: str, kind: str) -> int | None:
         m = ikemsg.find(self.messages, exchange, kind)
@@ -200,6 +204,9 @@ def _read_sa(sa: dict[str, Any] | None, result: ProbeResult) -> None:
     parts = [sa.get("encr-alg", ""), sa.get("encr-keysize", ""), sa.get("integ-alg", ""), sa.get("prf-alg", ""),
              sa.get("dh-group", "")]
     result.proposal = "/".join(p for p in parts if p)
+    result.nat = {"local": sa.get("nat-local") == "yes", "remote": sa.get("nat-remote") == "yes",
+                  "forced": sa.get("nat-fake") == "yes", "local_port": sa.get("local-port"),
+                  "remote_port": sa.get("remote-port")}
     vips = sa.get("local-vips") or []
     result.virtual_ip = ",".join(vips) if isinstance(vips, list) else str(vips)
     for child in (sa.get("child-sas") or {}).values():

@@ -5,10 +5,14 @@
     reports/<run-id>/results.json  machine-readable, rewritten after every cell
     reports/latest -> <run-id>
 
-Returns pytest's exit code: 0 when every expectation holds.
+Exit status: 0 when every applicable cell passed and none is inconclusive (and at least
+one applicable cell ran); 1 on any failed or inconclusive cell, or when nothing applicable
+ran; 2 when the run itself broke (an error without a verdict, an interrupted or unusable
+pytest run, no cell selected).
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -69,7 +73,26 @@ def run_suite(*, inventory: str, prefix: str | None, select: str | None, reports
     print(f"aovpn-lab: run {run_id} -> {run_dir}", file=sys.stderr, flush=True)
     code = int(pytest.main(args))
     print(f"aovpn-lab: report {run_dir / 'report.html'}", file=sys.stderr)
-    return code
+    return exit_status(code, run_dir / "results.json")
+
+
+def exit_status(pytest_code: int, results: Path) -> int:
+    """The run's exit status from its cells' verdicts; prints the four counts."""
+    from ..pytest_plugin import run_status, verdict_counts
+    if pytest_code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        why = {pytest.ExitCode.NO_TESTS_COLLECTED: "no cell was selected"}.get(pytest_code, "pytest did not finish")
+        print(f"aovpn-lab: {why} (pytest exit status {pytest_code})", file=sys.stderr)
+        return 2
+    try:
+        cells = json.loads(results.read_text())["cells"]
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"aovpn-lab: cannot read {results}: {exc}", file=sys.stderr)
+        return 2
+    counts = verdict_counts(cells)
+    status, why = run_status(counts)
+    print(f"aovpn-lab: {len(cells)} cells: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n or k != "error")
+          + f"; {why}", file=sys.stderr)
+    return status
 
 
 def _point_latest(reports_dir: Path, run_id: str) -> None:

@@ -55,7 +55,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -64,9 +63,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import AovpnError
-from ..passwords import passwords_from_env
 from .. import tool
+from ..errors import AovpnError
+from ..ike.craft_netns import tcp_open
+from ..passwords import passwords_from_env
 
 SYSTEM_BINARY = Path("/usr/libexec/softether/vpnserver/vpnserver")
 SYSTEM_HAMCORE = Path("/usr/libexec/softether/vpnserver/hamcore.se2")
@@ -878,7 +878,7 @@ class SoftEtherInstance:
             # Mount points only (what the package's own service would create); never written.
             Path(path).mkdir(mode=0o755, parents=True, exist_ok=True)
         for port in (settings.port, settings.admin_port):
-            if _tcp_open(netns, "127.0.0.1", port, 0.3):
+            if tcp_open(netns, "127.0.0.1", port, 0.3):
                 raise SoftEtherError(f"TCP port {port} in namespace {netns} is already in use",
                                      hint="stop whatever listens there, or choose --port")
         began = time.monotonic()
@@ -906,7 +906,7 @@ class SoftEtherInstance:
                     # Recorded at once, so that a failed start can still be stopped by PID.
                     self._record({"netns": netns, "started": time.time(),
                                   "processes": [vars(watchdog), vars(worker)]})
-            if worker is not None and all(_tcp_open(netns, "127.0.0.1", p, 0.2)
+            if worker is not None and all(tcp_open(netns, "127.0.0.1", p, 0.2)
                                           for p in (settings.port, settings.admin_port)):
                 return int((time.monotonic() - began) * 1000)
             time.sleep(0.05)
@@ -1036,23 +1036,10 @@ class SoftEtherInstance:
         if running and netns:
             for port in (state.get("port"), state.get("admin_port")):
                 if port:
-                    listening[str(port)] = _tcp_open(netns, "127.0.0.1", port, 0.3)
+                    listening[str(port)] = tcp_open(netns, "127.0.0.1", port, 0.3)
         return {"running": running, "netns": netns, "pids": self.pids(), "hub": state.get("hub"),
                 "users": state.get("users", []), "port": state.get("port"),
                 "listening": listening, "state_dir": str(self.state_dir)}
-
-
-def _tcp_open(netns: str, host: str, port: int, timeout: float) -> bool:
-    from ..ike.craft_netns import run_in_netns
-
-    def probe() -> bool:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                return True
-        except OSError:
-            return False
-
-    return run_in_netns(netns, probe, netns_timeout=timeout + 5)
 
 
 # ---------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 accepts, checks the certificate the server sends (trusted by ``ca_file``; EKU, names and
 key via :func:`aovpn_lab.certs.inspect.inspect_chain`, role ``sstp-server``) and turns
 all of it into findings with stable codes. :func:`health_check` sends what load
-balancers send to an RRAS SSTP server (DOMAIN.md, "Load balancing")::
+balancers send to an RRAS SSTP server (docs/domain.md, "Load balancing")::
 
     HEAD /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/ HTTP/1.1
 

@@ -35,7 +35,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -43,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AovpnError
+from ..ike.craft_netns import tcp_open
 from ..passwords import passwords_from_env
 from ..sstp.softether import ProcessId, _is_zombie, _ppid
 from .script import write_script
@@ -279,19 +279,6 @@ def _reap(entries: list[dict]) -> None:
             _STARTED.pop(entry["pid"], None)
 
 
-def _tcp_open(netns: str, host: str, port: int, timeout: float) -> bool:
-    from ..ike.craft_netns import run_in_netns
-
-    def probe() -> bool:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                return True
-        except OSError:
-            return False
-
-    return run_in_netns(netns, probe, netns_timeout=timeout + 5)
-
-
 class OcservInstance:
     """One ocserv in one network namespace, all state under ``state_dir``."""
 
@@ -426,7 +413,7 @@ class OcservInstance:
 
     def _start(self, netns: str, settings: OcservSettings, timeout: float) -> int:
         probe_host = settings.listen_host or "127.0.0.1"
-        if _tcp_open(netns, probe_host, settings.port, 0.3):
+        if tcp_open(netns, probe_host, settings.port, 0.3):
             raise OcservError(f"TCP port {settings.port} in namespace {netns} is already in use",
                               hint="stop whatever listens there, or choose --port")
         began = time.monotonic()
@@ -449,7 +436,7 @@ class OcservInstance:
                 main = ProcessId.of(proc.pid)
                 if main is not None:
                     self._record({"netns": netns, "started": time.time(), "main": vars(main)})
-            if main is not None and _tcp_open(netns, probe_host, settings.port, 0.2):
+            if main is not None and tcp_open(netns, probe_host, settings.port, 0.2):
                 return int((time.monotonic() - began) * 1000)
             time.sleep(0.03)
         self.down()
@@ -518,7 +505,7 @@ class OcservInstance:
         running = self.is_running()
         listening = None
         if running and state.get("netns") and state.get("port"):
-            listening = _tcp_open(state["netns"], state.get("listen_host") or "127.0.0.1",
+            listening = tcp_open(state["netns"], state.get("listen_host") or "127.0.0.1",
                                   state["port"], 0.3)
         return {"running": running, "netns": state.get("netns"), "pids": self.pids(),
                 "port": state.get("port"), "listening": listening, "pool": state.get("pool"),
