@@ -4,7 +4,7 @@ BIN     := $(VENV)/bin
 PYTEST  := $(BIN)/python -m pytest
 LAB     := $(BIN)/aovpn-lab
 
-.PHONY: setup conformance test unit lab-up lab-down lab-status bench lint clean
+.PHONY: setup conformance test unit lab-up lab-down lab-status bench soak lint clean
 
 setup:
 	@scripts/setup.sh
@@ -33,6 +33,12 @@ lab-status: setup
 # Speed figures (lab up/down, per-cell times); printed, never asserted.
 bench: setup
 	@$(BIN)/python -m aovpn_lab.bench
+
+# Repeatability: the default matrix 5 times on one lab; prints every cell whose verdict changed
+# between runs (expected: none) and each cell's run-to-run time spread.
+soak: setup
+	@$(LAB) lab up
+	@rc=0; $(BIN)/python -m aovpn_lab.soak --runs $${RUNS:-5} || rc=$$?; $(LAB) lab down; exit $$rc
 
 lint: setup
 	@$(BIN)/ruff check src tests playbooks/library

@@ -6,8 +6,9 @@ The client sees only silence, so a probe that names `ip-fragments-dropped` or
   must be non-zero; zero (the condition missed the traffic, or the server was simply
   down) or no counter at all makes the cell inconclusive;
 - and captures were taken at both ends, their diagnosis (which message was lost, in
-  which direction, whether it was IP-fragmented on the wire) must name the same cause;
-  a diagnosis that differs, or none, makes the cell inconclusive.
+  which direction, whether it was IP-fragmented on the wire) must name the same cause,
+  or show the packets reaching the gateway unanswered while the gateway's own firewall
+  counted their drop; a diagnosis that differs, or none, makes the cell inconclusive.
 An inconclusive cell is never a pass.
 
     >>> from aovpn_lab.conditions.model import Condition
@@ -37,13 +38,21 @@ CAUSE_COUNTERS = {
 
 
 def corroborate(verdict: Verdict, condition: Condition, counters: dict[str, int],
-                diagnosis: dict | str | None = None) -> Verdict:
+                diagnosis: dict | str | None = None, gateway_counters: dict[str, int] | None = None) -> Verdict:
     """The verdict, or an inconclusive one when the edge or the captures do not confirm the
-    cause it passes on. `diagnosis`: the two-end captures' diagnosis (None: no captures)."""
+    cause it names. `diagnosis`: the two-end captures' diagnosis (None: no captures);
+    `gateway_counters`: drops counted by the gateway's own firewall (None: not known)."""
     if verdict.state not in (PASS, FAIL) or verdict.observed == "connected":
         return verdict
     if diagnosis is not None:
         seen = diagnosis.get("cause") if isinstance(diagnosis, dict) else None
+        at_gateway = _gateway_firewall_drops(verdict.observed, gateway_counters)
+        if seen == "no-response" and at_gateway:
+            # The capture point sees a packet before the host's firewall drops it: the
+            # captures show "arrived, never answered", the gateway's firewall counted the drop.
+            return replace(verdict, evidence={**verdict.evidence, "corroborated by": (
+                f"the gateway's own firewall: {at_gateway[0]} = {at_gateway[1]} (the captures show the packets "
+                "reaching the gateway's interface, never answered)")})
         if seen != verdict.observed:
             said = f"name {seen}" if seen else f"gave no cause ({diagnosis})"
             return replace(verdict, state=INCONCLUSIVE, fix="", reason=(
@@ -64,6 +73,12 @@ def corroborate(verdict: Verdict, condition: Condition, counters: dict[str, int]
             f"the client observed {verdict.observed}, but the edge dropped nothing ({counter} = 0): the loss "
             "happened elsewhere (a server that is down, or the condition on the wrong interface)"))
     return replace(verdict, evidence=evidence)
+
+
+def _gateway_firewall_drops(cause: str, counters: dict[str, int] | None) -> tuple[str, int] | None:
+    name = CAUSE_COUNTERS.get(cause, ("", ""))[1]
+    dropped = (counters or {}).get(name, 0)
+    return (name, dropped) if name and dropped > 0 else None
 
 
 def nat_observed(verdict: Verdict, condition: Condition, nat: dict) -> Verdict:

@@ -134,6 +134,19 @@ def ike_vici(target):
         yield charon.vici
 
 
+@pytest.fixture(scope="session")
+def half_open_ledger():
+    """The half-open SAs this client may have left on each gateway: before an attempt
+    the gateway's DoS protection could turn into silence, it is waited out (ike/halfopen.py).
+    Thresholds: the lab gateways' own (profiles/charon.yml), strongSwan's defaults."""
+    from .ike.halfopen import Ledger, default_path
+    from .ike.profiles import charon_settings
+    gw = charon_settings().get("gateway") or {}
+    # Kept on disk like the probe's: a run that starts right after another inherits its SAs.
+    return Ledger(default_path(), threshold=int(gw.get("block_threshold", 5)),
+                  timeout=float(gw.get("half_open_timeout", 30)))
+
+
 class Cell:
     """Where a conformance test leaves its verdict for the report, and files it keeps
     (captures) under the run folder."""

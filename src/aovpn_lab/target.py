@@ -9,11 +9,15 @@ client's charon and namespace) and for real deployments (paths given in host var
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InventoryError
 from .inventory import Host, Inventory
+
+
+FIREWALL_TABLE = "aovpn_gwfw"  # the lab gateway's own firewall (playbooks/roles/strongswan)
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,26 @@ class IkeGateway:
     radius_pki: Path | None = None        # lab: the PKI of the RADIUS server and the users' certificates
     netns: str | None = None              # lab gateways: their namespace (for far-end captures)
     outside_interface: str | None = None  # lab gateways: the interface clients reach
+    vici: Path | None = None              # lab gateways: their charon's socket (to read their SA list)
 
+
+    def firewall_counters(self) -> dict[str, int] | None:
+        """Drops counted by the lab gateway's own firewall (table inet aovpn_gwfw); None elsewhere."""
+        if self.netns is None:
+            return None
+        from . import tool
+        out = tool.run(["nft", "-j", "list", "counters", "table", "inet", FIREWALL_TABLE], netns=self.netns,
+                       step="read the gateway firewall's counters", host=self.name).check().stdout
+        return {c["counter"]["name"]: int(c["counter"].get("packets", 0))
+                for c in json.loads(out).get("nftables", []) if "counter" in c}
+
+    def half_open_sas(self) -> int | None:
+        """Half-open IKE SAs the gateway holds now, from its own SA list (lab gateways only)."""
+        if self.vici is None or not self.vici.is_socket():
+            return None
+        from .ike.session import ViciSession
+        with ViciSession(self.vici, timeout=5) as s:
+            return s.count_sas(state="CONNECTING")
 
     @property
     def esp_in_udp_only(self) -> bool:
@@ -150,6 +173,8 @@ class Target:
         for ns in sorted({g.netns for g in self.gateways} - {None}):
             tool.run(["conntrack", "-F"], netns=ns, step="flush connection tracking", host=ns, timeout=10,
                      hint="apt-get install conntrack").check()
+            tool.run(["nft", "reset", "counters", "table", "inet", FIREWALL_TABLE], netns=ns,
+                     step="reset the gateway firewall's counters", host=ns, timeout=10).check()
 
     @classmethod
     def from_inventory(cls, inv: Inventory) -> "Target":
@@ -216,7 +241,8 @@ def _gateway(inv: Inventory, h: Host, client: IkeClient, overrides: dict) -> Ike
     radius_pki = (lab.state_root / "pki" / str(radius_cfg.get("certificate_profile", "small"))) \
         if lab and radius_cfg else None
     return IkeGateway(name=h.name, address=str(g["address"]), identity=str(g["identity"]),
-                      netns=netns, outside_interface=iface, radius_identity=radius, radius_pki=radius_pki,
+                      netns=netns, outside_interface=iface,
+                      vici=(lab.host_dir(h.name) / "strongswan" / "charon.vici") if lab else None, radius_identity=radius, radius_pki=radius_pki,
                       firewall=g.get("firewall"),
                       ping_target=g.get("ping_target"), protected_subnets=tuple(g.get("protected_subnets") or ()),
                       certificate_profile=g.get("certificate_profile"), fragmentation=g.get("fragmentation"),

@@ -93,7 +93,7 @@ def client_vici(request, target):
         return target.client.vici
 
 
-def test_fallback(fallback_cell, target, edge, client_vici, cell):
+def test_fallback(fallback_cell, target, edge, client_vici, half_open_ledger, cell):
     from aovpn_lab.sstp.probe import probe_sstp
     case: Case = fallback_cell
     gw = next(g for g in target.gateways if g.name == case.gateway)
@@ -104,7 +104,7 @@ def test_fallback(fallback_cell, target, edge, client_vici, cell):
 
     def ikev2():
         return probe.run_probe(client_vici, ike_target, PROFILE, netns=target.client.netns, ping=gw.ping_target,
-                               timeout=10.0)
+                               ledger=half_open_ledger, timeout=10.0)
 
     def sstp():
         return probe_sstp(sgw.address, sgw.port, user=sgw.user, password=sgw.password,

@@ -35,7 +35,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                              ids=[f"{p.name}{AUTH_LABEL[a]}-via-{c}-to-{g}" for a, p, c, g in params])
 
 
-def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici, cell):
+def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici, half_open_ledger, cell):
     auth, profile, condition_text, gateway_name = ikev2_cell
     gateway = next(g for g in target.gateways if g.name == gateway_name)
     condition = Condition.parse(condition_text)
@@ -52,8 +52,8 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici
     with both_ends(target, gateway, cell) as pcaps:
         result = probe.run_probe(ike_vici, gateway.probe_target(target.client, auth), profile,
                                  netns=target.client.netns, ping=gateway.ping_target, timeout=10.0,
-                                 explain=False)
-    probe.explain_result(result, target.client.netns)  # after the captures: its probes are other SAs
+                                 explain=False, ledger=half_open_ledger)
+    probe.explain_result(result, target.client.netns, half_open_ledger)  # after the captures: its probes are other SAs
     observed = "connected" if result.connected else result.cause
 
     data = result.to_json()
@@ -76,6 +76,8 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici
         "NAT (client's IKE SA)": nat_text(result.nat, gateway.esp_in_udp_only),
         "ping through tunnel": "-" if result.ping_ok is None else ("ok" if result.ping_ok else "failed"),
         "edge drop counters": edge.counters(),
+        "gateway firewall drop counters": gateway.firewall_counters(),
+        "half-open IKE SAs": half_open_text(result.half_open, gateway.half_open_sas()),
         "messages": [m.to_json() for m in result.messages],
     }
     if result.detail:
@@ -87,11 +89,21 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici
     elif pcaps:
         pcaps.discard()
     verdict = Verdict.compare(expected, observed, evidence, detail=result.detail, predicted=predicted)
-    verdict = corroborate(verdict, condition, evidence["edge drop counters"], evidence.get("diagnosis from captures"))
+    verdict = corroborate(verdict, condition, evidence["edge drop counters"], evidence.get("diagnosis from captures"),
+                          evidence.get("gateway firewall drop counters"))
     cell.conclude(nat_observed(verdict, condition, result.nat))
     if observed == "connected":
         # A tunnel that "connects" must have really negotiated and carried traffic.
         assert result.child_sa and result.proposal and (gateway.ping_target is None or result.ping_ok)
+
+
+def half_open_text(ledger: dict, on_gateway: int | None) -> str:
+    """What this client's attempts may have left on the gateway, and what the gateway holds."""
+    text = (f"this attempt left one: {'yes' if ledger.get('left') else 'no'}; this client's within the gateway's "
+            f"timeout: {ledger.get('pending')} (the gateway ignores a source from {ledger.get('threshold')} on)")
+    if ledger.get("waited_s"):
+        text += f"; waited {ledger['waited_s']} s before the attempt for them to expire"
+    return text + ("" if on_gateway is None else f"; held by the gateway now (its SA list): {on_gateway}")
 
 
 def nat_text(nat: dict, lab_gateway: bool) -> str:

@@ -9,7 +9,9 @@ from aovpn_lab import paths
 from aovpn_lab.pytest_plugin import target_of
 from aovpn_lab.verdict import Expectation, Verdict
 
-CANDIDATES = yaml.safe_load((paths.PROFILES / "crypto-candidates.yml").read_text())["candidates"]
+_CANDIDATE_FILE = yaml.safe_load((paths.PROFILES / "crypto-candidates.yml").read_text())
+CANDIDATES = _CANDIDATE_FILE["candidates"]
+ESP_CANDIDATES = _CANDIDATE_FILE["esp_candidates"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -55,6 +57,42 @@ def test_gateway_refuses_weak_ike_proposals(gateway_name, target, edge, cell):
     cell.conclude(Verdict.compare(expected, observed, evidence))
     # and it still accepts what a recommended client offers
     assert any(r["accepted"] for r in results if r["proposal"] == "aes128-sha256-modp2048"), evidence
+
+
+def test_gateway_refuses_weak_esp_proposals(gateway_name, target, edge, ike_vici, half_open_ledger, cell):
+    from aovpn_lab.conditions.model import OPEN
+    from aovpn_lab.ike import probe, profiles
+    from aovpn_lab.ike.profiles import ClientProfile
+    gw = next(g for g in target.gateways if g.name == gateway_name)
+    edge.apply(OPEN)
+    base = profiles.get("aovpn-recommended")
+    rows = []
+    for cand in ESP_CANDIDATES:
+        target.reset_path_state()
+        one = ClientProfile(f"esp-only-{cand['proposal']}", "one ESP proposal", base.ike, (cand["proposal"],),
+                            base.fragmentation)
+        r = probe.run_probe(ike_vici, gw.probe_target(target.client), one, netns=target.client.netns,
+                            timeout=10.0, explain=False, ledger=half_open_ledger)
+        # The gateway's own word: its IKE_AUTH response carries N(NO_PROP) for a refused CHILD SA.
+        no_prop = any(m.exchange == "IKE_AUTH" and m.direction == "received" and "N(NO_PROP)" in m.payloads
+                      for m in r.messages)
+        answer = "accepted" if r.child_sa else ("refused" if no_prop else "unknown")
+        rows.append({"proposal": cand["proposal"], "weak": cand["weak"], "answer": answer,
+                     "IKE SA": r.ike_sa, "CHILD SA": r.child_sa, "cause": r.cause, "elapsed_ms": r.elapsed_ms})
+    weak_accepted = [r["proposal"] for r in rows if r["weak"] and r["answer"] == "accepted"]
+    weak_unknown = [r["proposal"] for r in rows if r["weak"] and r["answer"] == "unknown"]
+    expected = Expectation("refuses every weak ESP proposal", "AOVPN-ESP-CRYPTO-001",
+                           "3DES and SHA-1 integrity are below the Always On VPN floor for ESP as for IKE",
+                           fix="restrict the gateway's ESP policy too (RRAS: -CustomPolicy CipherTransformConstants "
+                               "AES128 or GCMAES128, AuthenticationTransformConstants SHA256128 or GCMAES128)")
+    evidence = {"ESP proposals, one per connection": rows}
+    if weak_unknown and not weak_accepted:
+        cell.conclude(Verdict.inconclusive(expected, "no answer", (
+            f"{', '.join(weak_unknown)}: neither a CHILD SA nor N(NO_PROP) - the refusal was not shown"), evidence))
+    observed = ("accepts " + ", ".join(weak_accepted)) if weak_accepted else "refuses every weak ESP proposal"
+    cell.conclude(Verdict.compare(expected, observed, evidence))
+    # and the recommended ESP proposal works
+    assert all(r["answer"] == "accepted" for r in rows if not r["weak"]), rows
 
 
 def test_gateway_certificate_meets_the_requirements(gateway_name, target, cell):

@@ -81,12 +81,15 @@ def test_an_edge_without_counters_cannot_corroborate():
     assert v.state == "inconclusive"
 
 
-def test_causes_from_elsewhere_and_failures_are_left_as_they_are():
+def test_causes_from_elsewhere_are_left_to_other_evidence_and_failures_need_corroboration_too():
     exp = Expectation("udp-4500-blocked", "AOVPN-IKE-PORT-001", "the gateway's firewall drops 4500")
     passed = Verdict.compare(exp, "udp-4500-blocked", {})
     assert corroborate(passed, Condition.parse("open"), {}) is passed          # not the edge's condition
     failed = Verdict.compare(EXP, "udp-500-blocked", {})
-    assert corroborate(failed, Condition.parse("block-udp-500"), {"udp_500_dropped": 0}) is failed
+    assert corroborate(failed, Condition.parse("open"), {}) is failed
+    # a failure whose named cause the edge did not see: the cause is not shown, the cell inconclusive
+    assert corroborate(failed, Condition.parse("block-udp-500"), {"udp_500_dropped": 0}).state == "inconclusive"
+    assert corroborate(failed, Condition.parse("block-udp-500"), {"udp_500_dropped": 4}).state == "fail"
 
 
 def test_captures_that_name_another_cause_make_the_cell_inconclusive():
@@ -99,3 +102,13 @@ def test_captures_that_name_another_cause_make_the_cell_inconclusive():
     assert other.state == "inconclusive" and "captures at both ends name udp-4500-blocked" in other.reason
     assert corroborate(passed, cond, edge, "unavailable: no packets").state == "inconclusive"
     assert corroborate(passed, cond, edge, None).state == "pass"     # no captures (external target): edge only
+
+
+def test_a_drop_by_the_gateways_own_firewall_is_corroborated_by_its_counter():
+    exp = Expectation("udp-4500-blocked", "AOVPN-IKE-PORT-001", "the gateway's firewall drops 4500")
+    passed = Verdict.compare(exp, "udp-4500-blocked", {})
+    silent = {"cause": "no-response", "reason": "the responder received IKE_AUTH request #1 and never answered"}
+    ok = corroborate(passed, Condition.parse("open"), {}, silent, {"udp_4500_dropped": 3})
+    assert ok.state == "pass" and "udp_4500_dropped = 3" in ok.evidence["corroborated by"]
+    # a silent gateway whose firewall dropped nothing: the client's cause is not confirmed
+    assert corroborate(passed, Condition.parse("open"), {}, silent, {"udp_4500_dropped": 0}).state == "inconclusive"

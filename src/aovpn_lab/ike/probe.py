@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import AovpnError
 from . import eap
 from . import messages as ikemsg
+from .halfopen import Ledger
 from . import profiles
 from .profiles import ClientProfile
 from .session import ViciSession
@@ -82,6 +83,9 @@ class ProbeResult:
     # payloads (local: this client is behind NAT; remote: the gateway is), encapsulation
     # forced without NAT (fake: kernel-libipsec always sends ESP in UDP), and the ports used.
     nat: dict[str, Any] = field(default_factory=dict)
+    # With a half-open ledger: whether this attempt left a half-open SA on the gateway, how
+    # many this client may have left there now, and how long it waited before trying.
+    half_open: dict[str, Any] = field(default_factory=dict)
 
     def size(self, exchange: str, kind: str) -> int | None:
         m = ikemsg.find(self.messages, exchange, kind)
@@ -142,8 +146,24 @@ def connection_config(target: IkeTarget, profile: ClientProfile) -> dict[str, An
 
 def run_probe(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *, netns: str | None = None,
               ping: str | None = None, timeout: float = 10.0, explain: bool = True,
-              name: str = "aovpn-probe") -> ProbeResult:
-    """Connect once; leave charon as it was found (connection unloaded, SA terminated)."""
+              name: str = "aovpn-probe", ledger: Ledger | None = None) -> ProbeResult:
+    """Connect once; leave charon as it was found (connection unloaded, SA terminated).
+
+    With a `ledger`, first wait out the gateway's DoS protection where this client's own
+    earlier attempts could have triggered it, and record a half-open SA this one leaves."""
+    # room=1: this attempt may leave one more, and the differential test after it must still be answered
+    waited = ledger.before_attempt(netns, target.gateway, room=1) if ledger is not None else 0.0
+    result = _attempt(vici_path, target, profile, netns=netns, ping=ping, timeout=timeout, explain=explain,
+                      name=name)
+    if ledger is not None:
+        result.half_open = {"left": ledger.after_attempt(netns, target.gateway, result.messages, result.ike_sa),
+                            "pending": ledger.pending(netns, target.gateway), "threshold": ledger.threshold,
+                            "waited_s": round(waited, 1)}
+    return result
+
+
+def _attempt(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *, netns: str | None,
+             ping: str | None, timeout: float, explain: bool, name: str) -> ProbeResult:
     with ViciSession(vici_path, timeout=timeout + 5) as s:
         s.terminate(name)  # a leftover from an interrupted run would confuse the result
         if target.auth == "eap-tls":
@@ -187,11 +207,14 @@ def run_probe(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, 
     return result
 
 
-def explain_result(result: ProbeResult, netns: str | None) -> ProbeResult:
+def explain_result(result: ProbeResult, netns: str | None, ledger: Ledger | None = None) -> ProbeResult:
     """Turn a silent failure into a named cause with the differential test (run from the
     same namespace as the attempt). Separate from run_probe so a caller can end its
-    packet captures first: the differential probes are other IKE SAs."""
+    packet captures first: the differential probes are other IKE SAs. They keep no state
+    on the gateway, but a gateway that ignores us (see halfopen) would not answer them."""
     if not result.connected and result.cause == "no-response" and not result.ike_sa:
+        if ledger is not None:
+            ledger.before_attempt(netns, result.gateway)
         result.reachability = reachability(result.gateway, netns)
         result.cause, result.detail = explain_silence(result.messages, result.reachability)
     return result
@@ -303,5 +326,8 @@ def probe_from_cli(args: Any) -> ProbeResult:
                        chain_pem=read_pem(args.chain, "intermediate CA certificates") if args.chain else b"",
                        auth=args.auth, aaa_id=args.aaa_id)
     profile = profiles.get(args.profile)
+    from .halfopen import Ledger, default_path
+    # An engineer runs the probe again and again: remember its half-open SAs between runs.
     with PrivateCharon() as charon:
-        return run_probe(charon.vici, target, profile, ping=args.ping, timeout=args.timeout)
+        return run_probe(charon.vici, target, profile, ping=args.ping, timeout=args.timeout,
+                         ledger=Ledger(default_path()))

@@ -79,6 +79,10 @@ class ViciSession:
                 return _decode(entry[ike])
         return None
 
+    def count_sas(self, state: str) -> int:
+        """IKE SAs in this state (a responder's half-open SAs are CONNECTING)."""
+        return sum(1 for entry in self.s.list_sas() for sa in entry.values() if _text(sa.get("state")) == state)
+
     def terminate(self, ike: str) -> None:
         try:
             for _ in self.s.terminate({"ike": ike, "force": "yes", "timeout": "500", "loglevel": "-1"}):

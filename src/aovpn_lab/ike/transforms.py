@@ -65,6 +65,8 @@ DH_KE_LENGTH = {
     19: 64,  # ecp256 (x | y)
     20: 96,  # ecp384
     21: 132,  # ecp521
+    22: 128,  # modp1024s160 (RFC 5114)
+    23: 256,  # modp2048s224 (RFC 5114)
     24: 256,  # modp2048s256
     31: 32,  # curve25519
 }
@@ -135,6 +137,8 @@ ALGORITHMS: tuple[Algorithm, ...] = (
     _a("ecp256", DH, 19, None, "ecp256", "ECP256"),
     _a("ecp384", DH, 20, None, "ecp384", "ECP384"),
     _a("ecp521", DH, 21, None, "ecp521", None),
+    _a("modp1024s160", DH, 22, None, "modp1024s160", None),
+    _a("modp2048s224", DH, 23, None, "modp2048s224", None),
     _a("modp2048s256", DH, 24, None, "modp2048s256", "Group24", windows_aliases=("DHGroup24",)),
     _a("curve25519", DH, 31, None, "curve25519", None, aliases=("x25519",)),
 )
