@@ -24,17 +24,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .conditions.model import Condition
+from .conditions.model import DROP_COUNTERS, Condition
 from .verdict import FAIL, INCONCLUSIVE, PASS, Verdict
 
-# cause -> (the condition that produces it at the edge, the edge counter that counts its drops)
-CAUSE_COUNTERS = {
-    "ip-fragments-dropped": ("drop-ip-fragments", "fragments_dropped"),
-    "ike-fragments-dropped": ("drop-ip-fragments", "fragments_dropped"),
-    "udp-500-blocked": ("block-udp-500", "udp_500_dropped"),
-    "udp-4500-blocked": ("block-udp-4500", "udp_4500_dropped"),
-    "tcp-443-blocked": ("block-tcp-443", "tcp_443_dropped"),
+# cause -> the condition that produces it; its drop counter has the same name on the edge
+# and on the lab gateway's own firewall (conditions.model.DROP_COUNTERS)
+CAUSE_CONDITIONS = {
+    "ip-fragments-dropped": "drop-ip-fragments",
+    "ike-fragments-dropped": "drop-ip-fragments",
+    "udp-500-blocked": "block-udp-500",
+    "udp-4500-blocked": "block-udp-4500",
+    "tcp-443-blocked": "block-tcp-443",
 }
+CAUSE_COUNTERS = {cause: (kind, DROP_COUNTERS[kind]) for cause, kind in CAUSE_CONDITIONS.items()}
 
 
 def corroborate(verdict: Verdict, condition: Condition, counters: dict[str, int],

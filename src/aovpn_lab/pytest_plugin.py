@@ -231,9 +231,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def cell_state(outcome: str, verdict: dict | None) -> str:
     """The cell's verdict state; a skip without a verdict is not applicable (its message says
-    why), a failure without one is an error of the run."""
+    why), a failure without one is an error of the run, and a cell that failed a check after
+    a passing verdict failed."""
     if verdict:
-        return verdict["state"]
+        # a check after the verdict (e.g. that a "connected" tunnel carried traffic) failed
+        return FAIL if outcome == "failed" and verdict["state"] == PASS else verdict["state"]
     return {"passed": ERROR, "skipped": NOT_APPLICABLE}.get(outcome, ERROR)
 
 

@@ -88,6 +88,11 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici
         evidence.update(diagnosis_of(pcaps))
     elif pcaps:
         pcaps.discard()
+    if observed != "connected":
+        # Decided from the captures at both ends; a client alone cannot tell which way a loss went.
+        diag = evidence.get("diagnosis from captures")
+        evidence["direction of the loss"] = (diag.get("direction") or "none (nothing was lost)") \
+            if isinstance(diag, dict) else "unknown: no capture at the gateway's end"
     verdict = Verdict.compare(expected, observed, evidence, detail=result.detail, predicted=predicted)
     verdict = corroborate(verdict, condition, evidence["edge drop counters"], evidence.get("diagnosis from captures"),
                           evidence.get("gateway firewall drop counters"))
@@ -161,9 +166,19 @@ def diagnosis_of(pcaps: Pcaps) -> dict:
     except AovpnError as exc:
         return {"captures": f"{pcaps.client}, {pcaps.server}", "diagnosis from captures": f"unavailable: {exc}"}
     j = d.to_json()
+    # Counted in the captures, not predicted: what each IKE message took on the wire, and what arrived.
+    measured = [{"message": f"{m['exchange']} {m['message']} #{m['message_id']}", "direction": m["direction"],
+                 "transmissions": m["sent"].get("transmissions"),
+                 "sent: packets (all transmissions)": m["sent"].get("packets"),
+                 "sent: IP fragments": m["sent"].get("ip_fragments"),
+                 "sent: RFC 7383 fragments": m["sent"].get("ike_fragments"),
+                 "largest IP packet (B)": m["sent"].get("largest_ip_packet"),
+                 "arrived: packets": m["seen"].get("packets")}
+                for m in j.get("evidence", {}).get("exchanges", []) if m.get("exchange") == "IKE_AUTH"]
     return {"captures": f"{pcaps.client}, {pcaps.server}",
             "diagnosis from captures": {k: j.get(k) for k in ("established", "cause", "direction",
                                                                "uses_ip_fragmentation", "reason")},
+            "measured IKE_AUTH packets (two-end captures)": measured or "-",
             "diagnosis summary": d.summary()}
 
 

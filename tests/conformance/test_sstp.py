@@ -61,6 +61,9 @@ def test_sstp_connection_matches_expectation(sstp_cell, target, edge, cell):
         "IPCP address": data.get("ip"),
         "ping through tunnel": data.get("ping_ok"),
         "phases (ms)": data.get("phases"),
+        "crypto binding": (f"{data.get('hash_protocol')} CALL_CONNECTED sent; this server (SoftEther) does not "
+                           "verify it - see the crypto-binding cells" if data.get("crypto_binding_sent")
+                           else "not sent"),
         "edge drop counters": edge.counters(),
     }
     if not result.connected:
@@ -69,3 +72,87 @@ def test_sstp_connection_matches_expectation(sstp_cell, target, edge, cell):
                               Condition.parse(condition), evidence["edge drop counters"]))
     if observed == "connected":
         assert result.ping_ok and result.ip
+
+
+# -- the crypto binding, verified by a server that checks it ------------------------------
+# SoftEther accepts any CALL_CONNECTED, and RRAS cannot run here. The lab's stand-in for
+# RRAS's check is the reference SSTP server (aovpn_lab.sstp.refserver), whose key
+# derivation (aovpn_lab.sstp.serverbinding) shares no code with the client's and is
+# tested against the published [MS-SSTP] and RFC 3079 vectors. It runs for the cell in
+# the gateway's namespace, with the gateway's certificate, on VERIFIER_PORT.
+VERIFIER_PORT = 8443   # admitted by the lab gateway's firewall (playbooks/roles/strongswan)
+VERIFIER_ADDRESS = "198.19.4.1"   # its end of the PPP link; answers ping inside the tunnel
+BINDING_CASES = {
+    # what the server believes the client saw -> what the client must observe
+    "with-the-servers-own-certificate": ("gateway", "connected"),
+    "behind-a-tls-offloading-balancer-with-another-certificate": ("ca", "crypto-binding-rejected"),
+}
+
+
+@pytest.mark.parametrize("case", list(BINDING_CASES))
+def test_sstp_crypto_binding_is_verified_by_a_server_that_checks_it(case, target, edge, cell):
+    from aovpn_lab.ike.craft_netns import run_in_netns
+    from aovpn_lab.sstp.probe import probe_sstp
+    from aovpn_lab.sstp.refserver import ReferenceServerThread, RefServerConfig
+    believed, outcome = BINDING_CASES[case]
+    expected = Expectation(outcome, "AOVPN-SSTP-BIND-001", (
+        "the server checks the Compound MAC and the certificate hash in CALL_CONNECTED" if outcome == "connected"
+        else "the server's configured certificate hash is not the certificate the client saw (TLS terminated on a "
+             "balancer): the server must refuse the binding with CALL_ABORT"),
+        fix="" if outcome == "connected" else "TLS offload: set the balancer's certificate hash on RRAS "
+            "(SstpSvc\\Parameters SHA256CertificateHash) or pass TLS through to the server")
+    ike = target.gateways[0] if target.gateways else None
+    sgw = target.sstp_gateways[0] if target.sstp_gateways else None
+    if not (ike and sgw and ike.netns and ike.gateway_cert_file):
+        cell.conclude(Verdict.not_applicable("AOVPN-SSTP-BIND-001", (
+            "only a server verifies the crypto binding, and this target's server is not ours to watch: the client "
+            "sends it (see the SSTP cells), whether it is checked cannot be observed from here")))
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    key = ike.gateway_cert_file.with_name(f"{ike.identity}.key.pem")
+    leaf = x509.load_pem_x509_certificate(ike.gateway_cert_file.read_bytes()).public_bytes(Encoding.DER)
+    ca = x509.load_pem_x509_certificate(ike.ca_file.read_bytes()).public_bytes(Encoding.DER)
+    config = RefServerConfig(users={sgw.user: sgw.password}, cert_der=leaf,
+                             expected_cert_der=leaf if believed == "gateway" else ca,
+                             server_ip=VERIFIER_ADDRESS, client_ip="198.19.4.10", dns="198.19.4.53")
+
+    def listen():
+        import socket
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((ike.address, VERIFIER_PORT))
+        sock.listen(4)
+        return sock
+
+    from aovpn_lab.conditions.model import OPEN
+    edge.apply(OPEN)
+    with ReferenceServerThread(run_in_netns(ike.netns, listen), str(ike.gateway_cert_file), str(key),
+                               config) as server:
+        result = probe_sstp(ike.address, VERIFIER_PORT, user=sgw.user, password=sgw.password,
+                            ca_file=str(sgw.ca_file) if sgw.ca_file else None, sni=sgw.identity,
+                            ping=VERIFIER_ADDRESS if outcome == "connected" else None, timeout=8.0,
+                            netns=target.client.netns)
+    log = server.logs[-1] if server.logs else None
+    data = result.to_json()
+    observed = "connected" if result.connected else result.cause
+    server_says = None if log is None else log.binding_ok
+    server_verdict = ("none (no CALL_CONNECTED reached it)" if server_says is None
+                      else "verified" if server_says else "rejected")
+    evidence = {
+        "server": f"reference SSTP server (lab stand-in for RRAS's check) on {ike.address}:{VERIFIER_PORT}, "
+                  f"expecting the hash of the {'gateway' if believed == 'gateway' else 'CA'} certificate",
+        "client": f"{data.get('hash_protocol')} binding, CALL_CONNECTED sent: {data.get('crypto_binding_sent')}",
+        "server's verdict on the binding": server_verdict,
+        "server log": log.events if log else [],
+        "client detail": data.get("detail") or "-",
+        "ping through tunnel": data.get("ping_ok"),
+    }
+    if server_says is None or (observed == "connected") != server_says:
+        # the client's view and the server's must agree on what happened to the binding
+        cell.conclude(Verdict.inconclusive(expected, observed, (
+            f"the client observed {observed}, the server's verdict on the binding: {server_verdict}"), evidence))
+    cell.conclude(Verdict.compare(expected, observed, evidence, detail=data.get("detail") or ""))
+    if outcome == "connected":
+        assert result.ping_ok and result.ip
+    else:   # named from the server's CALL_ABORT, not guessed from a hang-up
+        assert "CALL_ABORT" in (data.get("detail") or ""), data.get("detail")

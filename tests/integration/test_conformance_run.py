@@ -19,7 +19,7 @@ def run(lab, tmp_path_factory):
     return r, reports / "latest"
 
 
-def test_every_default_cell_holds_against_the_default_lab(run):
+def test_every_default_cell_holds_against_the_default_lab(run, lab):
     r, latest = run
     assert r.returncode == 0, r.stdout[-3000:]
     results = json.loads((latest / "results.json").read_text())
@@ -34,6 +34,10 @@ def test_every_default_cell_holds_against_the_default_lab(run):
     assert all("-via-block-esp-" in c["id"] for c in na if c["id"].startswith("test_ikev2"))
     assert f"{len(results['cells'])} cells: {results['verdicts']['pass']} pass, 0 fail, 0 inconclusive" in r.stderr
     outcomes = {c["verdict"]["observed"] for c in results["cells"] if "verdict" in c}
+    # the gateway runs with strongSwan's default DoS thresholds, and no cell read its protection as silence
+    conf = (lab.spec.state_dir / "hosts" / "gw1" / "strongswan" / "strongswan.conf").read_text()
+    assert "block_threshold = 5" in conf and "cookie_threshold = 10" in conf
+    assert "no-response" not in outcomes
     assert {"connected", "no-proposal-chosen", "udp-500-blocked", "udp-4500-blocked"} <= outcomes
 
 

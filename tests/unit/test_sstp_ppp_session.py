@@ -2,6 +2,8 @@
 CALL_CONNECTED that RRAS would verify."""
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from scapy.layers.inet import IP, ICMP
 from scapy.layers.ppp import (
@@ -22,7 +24,7 @@ from scapy.layers.ppp import (
     PPP_PAP_Response,
 )
 
-from aovpn_lab.sstp import binding, messages, mppe
+from aovpn_lab.sstp import binding, messages, serverbinding
 from aovpn_lab.sstp.ppp import (
     AuthFailed,
     AuthMethod,
@@ -123,12 +125,12 @@ def test_windows_like_server_end_to_end_with_mschapv2():
 
     # The SSTP layer then sends CALL_CONNECTED keyed with the event's HLAK; the server,
     # holding the same keys from its side, must be able to verify it.
-    nonce, cert_hash = bytes(range(32)), bytes(range(32, 64))
+    nonce, cert_der = bytes(range(32)), b"the server's certificate"
     connected = bytes(binding.build_call_connected(
-        messages.HashProtocol.SHA256, nonce, cert_hash, auth.hlak))
-    server_keys = mppe.derive_keys("clientPass", NT_RESPONSE, is_server=True)
-    binding.verify_call_connected(
-        connected, binding.hlak_from_mppe_keys(server_keys), nonce, cert_hash)
+        messages.HashProtocol.SHA256, nonce, hashlib.sha256(cert_der).digest(), auth.hlak))
+    server = serverbinding.server_keys("clientPass", NT_RESPONSE)
+    assert serverbinding.check_call_connected(connected, hlak=server.hlak, nonce=nonce, certificate_der=cert_der,
+                                              offered=frozenset({2})) == 2
 
 
 def test_every_frame_fits_an_sstp_data_packet():

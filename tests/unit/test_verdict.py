@@ -43,6 +43,7 @@ def test_cells_without_a_verdict_are_not_applicable_when_skipped_and_errors_othe
     assert cell_state("failed", None) == "error"
     assert cell_state("passed", None) == "error"       # a cell must always say what it saw
     assert cell_state("failed", {"state": "inconclusive"}) == "inconclusive"
+    assert cell_state("failed", {"state": "pass"}) == "fail"     # a check after the verdict failed
 
 
 @pytest.mark.parametrize("states, status", [

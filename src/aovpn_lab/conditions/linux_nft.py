@@ -18,19 +18,20 @@ from ..errors import AovpnError, TargetError
 from ..ssh import target_of
 from ..tool import error_line
 from .base import ConditionDriver, interfaces_of
-from .model import Condition
+from .model import DROP_COUNTERS, Condition
 
 TABLE = "inet aovpn_edge"
 NAT_CHAIN = "ip aovpn_edge_nat postrouting"
 RC_MARK = "AOVPN_RC="
 
-RULES = {
-    "drop-ip-fragments": ("raw_prerouting", "ip frag-off & 0x3fff != 0 counter name fragments_dropped drop"),
-    "block-udp-500": ("forward_filter", "udp dport 500 counter name udp_500_dropped drop"),
-    "block-udp-4500": ("forward_filter", "udp dport 4500 counter name udp_4500_dropped drop"),
-    "block-esp": ("forward_filter", "meta l4proto esp counter name esp_dropped drop"),
-    "block-tcp-443": ("forward_filter", "tcp dport 443 counter name tcp_443_dropped drop"),
+MATCHES = {
+    "drop-ip-fragments": ("raw_prerouting", "ip frag-off & 0x3fff != 0"),
+    "block-udp-500": ("forward_filter", "udp dport 500"),
+    "block-udp-4500": ("forward_filter", "udp dport 4500"),
+    "block-esp": ("forward_filter", "meta l4proto esp"),
+    "block-tcp-443": ("forward_filter", "tcp dport 443"),
 }
+RULES = {kind: (chain, f"{match} counter name {DROP_COUNTERS[kind]} drop") for kind, (chain, match) in MATCHES.items()}
 
 
 class LinuxNftDriver(ConditionDriver):

@@ -26,6 +26,16 @@ KINDS = {
     "mtu": "limit the path MTU to N bytes (mtu:N)",
 }
 
+# The counter each dropping condition keeps on the device that applies it (and the lab
+# gateway's own firewall keeps for the same traffic): drops are evidence, not inferred.
+DROP_COUNTERS = {
+    "drop-ip-fragments": "fragments_dropped",
+    "block-udp-500": "udp_500_dropped",
+    "block-udp-4500": "udp_4500_dropped",
+    "block-esp": "esp_dropped",
+    "block-tcp-443": "tcp_443_dropped",
+}
+
 
 @dataclass(frozen=True)
 class Condition:

@@ -12,7 +12,9 @@ certificate, and RRAS then drops the session right after it comes up::
     >>> wire = bytes(pkt)
     >>> len(wire), wire[:4].hex()
     (112, '10010070')
-    >>> binding.verify_call_connected(wire, binding.NULL_HLAK, bytes(32), bytes(32))
+
+A server checks it with its own derivation (:mod:`aovpn_lab.sstp.serverbinding`, which
+shares no code with this module).
 
 Both published vectors (SHA256 and SHA1) reproduce with the construction below as
 written: the seed has no terminating NUL, LEN is the digest size as 16-bit
@@ -31,12 +33,8 @@ from .messages import (
     HASH_FIELD_LENGTH,
     NONCE_LENGTH,
     SSTP,
-    CryptoBinding,
     HashProtocol,
-    MessageType,
-    SstpControl,
     call_connected,
-    parse_packet,
 )
 from .mppe import MppeKeys
 
@@ -157,42 +155,3 @@ def build_call_connected(
     unsigned = call_connected(hash_protocol, nonce, cert_hash[:size])
     mac = compound_mac(compound_mac_key(hlak, hash_protocol), bytes(unsigned), hash_protocol)
     return call_connected(hash_protocol, nonce, cert_hash[:size], mac)
-
-
-def verify_call_connected(
-    data: bytes,
-    hlak: bytes,
-    expected_nonce: bytes,
-    expected_cert_hash: bytes,
-    *,
-    allowed: frozenset[HashProtocol] = frozenset(HashProtocol),
-) -> None:
-    """Check a CALL_CONNECTED the way a server does; raise with the first mismatch found.
-
-    Lets a conformance test act as the server, and explains an RRAS rejection in terms
-    of which input (nonce, certificate, keys) differed.
-    """
-    packet = parse_packet(data)
-    if packet.message_type != MessageType.CALL_CONNECTED:
-        raise SstpProtocolError(
-            f"expected CALL_CONNECTED, got {MessageType(packet.message_type).name}"
-        )
-    attr = packet[SstpControl].attribute(CryptoBinding)
-    protocol = attr.hash_protocol
-    if protocol not in allowed:
-        raise SstpProtocolError(f"crypto binding: hash protocol {protocol} was not offered")
-    size = digest_size(protocol)
-    if not hmac.compare_digest(attr.nonce, expected_nonce):
-        raise SstpProtocolError("crypto binding: nonce differs from the one in CALL_CONNECT_ACK")
-    if not hmac.compare_digest(
-        attr.cert_hash, expected_cert_hash[:size].ljust(HASH_FIELD_LENGTH, b"\x00")
-    ):
-        raise SstpProtocolError(
-            "crypto binding: certificate hash differs from the server's certificate "
-            "(TLS offload or an inspecting middlebox in the path?)"
-        )
-    expected_mac = compound_mac(compound_mac_key(hlak, protocol), bytes(data), protocol)
-    if not hmac.compare_digest(attr.compound_mac, expected_mac.ljust(HASH_FIELD_LENGTH, b"\x00")):
-        raise SstpProtocolError(
-            "crypto binding: compound MAC does not verify (different inner-auth keys/HLAK)"
-        )

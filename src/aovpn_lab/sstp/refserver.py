@@ -6,8 +6,8 @@ client hashes a different certificate than the one the server expects, and RRAS 
 the call right after it came up). This server plays that part for tests: it answers the
 HTTP step, acknowledges CALL_CONNECT_REQUEST with a nonce, runs server-side PPP (LCP,
 MS-CHAPv2 or PAP, IPCP), checks CALL_CONNECTED with
-:func:`aovpn_lab.sstp.binding.verify_call_connected` and aborts the call when it does
-not verify, answers ICMP echo to its own tunnel address, and says goodbye properly.
+:func:`aovpn_lab.sstp.serverbinding.check_call_connected` (the server's own key
+derivation, sharing no code with the client's) and aborts the call when it does not verify, answers ICMP echo to its own tunnel address, and says goodbye properly.
 
 The core is sans-IO (:class:`ReferenceSstpServer`); :class:`ReferenceServerThread`
 serves it over TLS on a socket you bind (in any network namespace)::
@@ -49,7 +49,7 @@ from scapy.layers.ppp import (
     PPP_PAP_Response,
 )
 
-from . import binding, messages, mppe, mschapv2
+from . import messages, mschapv2, serverbinding
 from .errors import SstpProtocolError
 from .handshake import METHOD, SRA_PATH
 from .messages import AttributeId, AttributeStatus, HashProtocol, MessageType
@@ -66,6 +66,9 @@ from .ppp.framing import (
 )
 
 MODES = ("sstp", "close-in-tls", "close-after-request", "silent-after-request", "close-after-ack")
+
+
+ABORT_TIMER = 3.0   # seconds a server waits for the client's CALL_ABORT after its own
 
 
 @dataclass(repr=False)
@@ -106,9 +109,12 @@ class ReferenceSstpServer:
         self._lcp_acked_them = False
         self._auth_started = False
         self._challenge = b""
-        self._hlak = binding.NULL_HLAK
+        self._hlak = serverbinding.NO_KEYS_HLAK
         self._ipcp_sent = False
         self._connected = False
+        # After its CALL_ABORT a server waits for the client's (or its abort timer, 3 s,
+        # [MS-SSTP] 3.2.2): the client must get to read why the call ended.
+        self.aborting = False
 
     # -- public --------------------------------------------------------------------
 
@@ -138,6 +144,8 @@ class ReferenceSstpServer:
                 return b""
             out.append(b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n"
                        b"Server: aovpn-lab reference\r\n\r\n")
+        if self.aborting:
+            return self._while_aborting(data)
         try:
             packets = self._reader.feed(data)
         except SstpProtocolError as exc:
@@ -149,6 +157,17 @@ class ReferenceSstpServer:
             if self.closed:
                 break
         return b"".join(out)
+
+    def _while_aborting(self, data: bytes) -> bytes:
+        try:
+            packets = self._reader.feed(data)
+        except SstpProtocolError:
+            packets = []
+        for packet in packets:
+            if packet.is_control and packet[messages.SstpControl].message_type == MessageType.CALL_ABORT:
+                self.log.events.append("CALL_ABORT (the client's answer)")
+                self.closed = True
+        return b""
 
     # -- SSTP ------------------------------------------------------------------------
 
@@ -175,18 +194,17 @@ class ReferenceSstpServer:
         return []
 
     def _on_call_connected(self, packet) -> list[bytes]:
+        # Verified with the server-side derivation (sstp.serverbinding), which shares no
+        # code with the client's: the client's binding is checked, not re-computed by itself.
         expected = self.config.expected_cert_der or self.config.cert_der
-        attr = packet[messages.SstpControl].attribute(messages.CryptoBinding)
-        protocol = HashProtocol(attr.hash_protocol)
-        offered = {p for p in HashProtocol if self.config.hash_bitmask & p}
+        offered = frozenset(int(p) for p in HashProtocol if self.config.hash_bitmask & p)
         try:
-            binding.verify_call_connected(
-                bytes(packet), self._hlak, self.nonce,
-                binding.certificate_hash(expected, protocol), allowed=frozenset(offered))
-        except SstpProtocolError as exc:
+            serverbinding.check_call_connected(bytes(packet), hlak=self._hlak, nonce=self.nonce,
+                                               certificate_der=expected, offered=offered)
+        except serverbinding.BindingRejected as exc:
             self.log.binding_ok = False
-            self.log.events.append(f"crypto binding rejected: {exc}")
-            self.closed = True
+            self.log.events.append(f"crypto binding rejected ({exc.field}): {exc}")
+            self.aborting = True
             return [bytes(messages.call_abort(AttributeStatus.INVALID_FRAME_RECEIVED,
                                               AttributeId.CRYPTO_BINDING))]
         self.log.binding_ok = True
@@ -265,8 +283,7 @@ class ReferenceSstpServer:
             text = f"E=691 R=0 C={self.random(16).hex().upper()} V=3 M=Authentication failure"
             return [frame(PROTO_CHAP, PPP_CHAP(code=4, id=packet.identifier, data=text.encode()))]
         self.log.authenticated = name
-        keys = mppe.derive_keys(password, nt_response, is_server=True)
-        self._hlak = binding.hlak_from_mppe_keys(keys)
+        self._hlak = serverbinding.server_keys(password, nt_response).hlak
         s_value = mschapv2.generate_authenticator_response(
             password, nt_response, peer_challenge, self._challenge, name)
         return [frame(PROTO_CHAP, PPP_CHAP(code=3, id=packet.identifier,
@@ -285,7 +302,7 @@ class ReferenceSstpServer:
             self.log.events.append(f"PAP failure for {name!r}")
             return [frame(PROTO_PAP, PPP_PAP_Response(code=3, id=packet.identifier, message=b"no"))]
         self.log.authenticated = name
-        self._hlak = binding.NULL_HLAK
+        self._hlak = serverbinding.NO_KEYS_HLAK
         return [frame(PROTO_PAP, PPP_PAP_Response(code=2, id=packet.identifier, message=b"ok")),
                 *self._ipcp_request()]
 
@@ -384,6 +401,8 @@ class ReferenceServerThread:
                     reply = server.receive(data)
                     if reply:
                         tls.sendall(reply)
+                    if server.aborting:
+                        tls.settimeout(ABORT_TIMER)
         except (OSError, ssl.SSLError):
             pass
         finally:
