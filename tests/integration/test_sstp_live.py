@@ -357,6 +357,14 @@ def test_a_verifying_server_accepts_the_binding_and_rejects_a_foreign_one(lab, r
     assert bad.logs[-1].binding_ok is False
 
 
+def test_a_compound_mac_that_does_not_verify_is_refused_with_call_abort(lab, refserver):
+    server = refserver(10445, forget_inner_keys=True)
+    result = lab.probe(port=10445, user="alice")
+    assert result.cause == "crypto-binding-rejected" and "CALL_ABORT" in result.detail, result.detail
+    log = server.logs[-1]
+    assert log.binding_ok is False and any(e.startswith("crypto binding rejected (compound-mac)") for e in log.events)
+
+
 def test_unpatched_build_never_answers_the_duplex_post(lab):
     instance = softether.SoftEtherInstance(STATE / "unpatched", NS_S, patched=False)
     try:

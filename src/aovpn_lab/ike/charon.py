@@ -17,44 +17,26 @@ import tempfile
 import time
 from pathlib import Path
 
+from .. import paths
 from ..errors import PreflightError, TargetError
 from . import profiles
 
 CHARON = "/usr/lib/ipsec/charon"
 
 
-def config_text(workdir: Path, settings: dict) -> str:
-    r = settings["retransmit"]
-    return f"""charon {{
-  load = {" ".join(settings["plugins"].split())}
-  install_virtual_ip = yes
-  retransmit_tries = {r["tries"]}
-  retransmit_timeout = {r["timeout"]}
-  retransmit_base = {r["base"]}
-  retransmit_jitter = {r["jitter"]}
-  plugins {{
-    vici {{
-      socket = unix://{workdir}/charon.vici
-    }}
-  }}
-  filelog {{
-    main {{
-      path = {workdir}/charon.log
-      default = 1
-      ike_name = yes
-      flush_line = yes
-    }}
-  }}
-  syslog {{
-    daemon {{
-      default = -1
-    }}
-  }}
-}}
-swanctl {{
-  load = {" ".join(settings["swanctl_plugins"].split())}
-}}
-"""
+# The lab's charons and the private one of `probe ikev2` get their strongswan.conf from the
+# same template (the strongswan role's), so a setting cannot differ between them.
+TEMPLATE = paths.PLAYBOOKS / "roles" / "strongswan" / "templates" / "strongswan.conf.j2"
+
+
+def config_text(workdir: Path, settings: dict, *, name: str = "aovpn-lab probe ikev2") -> str:
+    """strongswan.conf for a client charon whose socket, log and state live in `workdir`."""
+    import jinja2
+    # trim_blocks as Ansible's template module renders it
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True)
+    return env.from_string(TEMPLATE.read_text()).render(
+        ansible_managed="written by aovpn-lab", inventory_hostname=name, charon_settings=settings,
+        strongswan_gateway=False, strongswan_dir=str(workdir), strongswan_vici=str(workdir / "charon.vici"))
 
 
 def ports_free(ports: tuple[int, ...] = (500, 4500)) -> list[int]:

@@ -85,6 +85,9 @@ class RefServerConfig:
     expected_cert_der: bytes | None = None
     echo_request_after_connect: bool = True
     mode: str = "sstp"
+    # Key the binding check as if the inner authentication had exported no keys (what a
+    # server that loses its MS-CHAPv2 keys does): the client's Compound MAC cannot verify.
+    forget_inner_keys: bool = False
 
 
 @dataclass
@@ -283,7 +286,8 @@ class ReferenceSstpServer:
             text = f"E=691 R=0 C={self.random(16).hex().upper()} V=3 M=Authentication failure"
             return [frame(PROTO_CHAP, PPP_CHAP(code=4, id=packet.identifier, data=text.encode()))]
         self.log.authenticated = name
-        self._hlak = serverbinding.server_keys(password, nt_response).hlak
+        self._hlak = (serverbinding.NO_KEYS_HLAK if self.config.forget_inner_keys
+                      else serverbinding.server_keys(password, nt_response).hlak)
         s_value = mschapv2.generate_authenticator_response(
             password, nt_response, peer_challenge, self._challenge, name)
         return [frame(PROTO_CHAP, PPP_CHAP(code=3, id=packet.identifier,

@@ -70,6 +70,9 @@ HEALTH_PATH = "/sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/"
 RRAS_HEALTHY_STATUS = 401
 SSLYZE_REQUIREMENT = "sslyze>=6.3.1,<7"
 SEVERITIES = ("fail", "warn", "info")
+# Findings that say something could not be observed (a protocol sslyze could not test, a chain
+# that could not be checked): a verdict resting on them is inconclusive, never a pass.
+UNOBSERVED = frozenset({"scan-incomplete", "cert-trust-unknown"})
 
 #: sslyze scan-command attribute -> protocol label, oldest first
 PROTOCOLS: tuple[tuple[str, str], ...] = (
