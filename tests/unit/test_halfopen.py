@@ -71,3 +71,14 @@ def test_an_attempt_keeps_room_for_the_differential_test_after_it():
     assert ledger.wait_needed("ns", "gw", room=0) == 0.0        # a 5th SA-less probe is still answered
     # an attempt that may leave a 5th half-open SA would make the gateway ignore the probes after it
     assert ledger.wait_needed("ns", "gw", room=1) == 30.5 - 4.0
+
+
+def test_the_wait_is_announced_on_the_stderr_of_the_moment(monkeypatch):
+    # a second run in the same process (make soak) has another sys.stderr than the first
+    clock = Clock(0.0)
+    ledger = Ledger(threshold=1, timeout=30.0, clock=clock, sleep=clock.sleep)
+    ledger.record("ns", "gw", when=0.0)
+    now = io.StringIO()
+    monkeypatch.setattr("sys.stderr", now)
+    assert ledger.before_attempt("ns", "gw") > 0
+    assert "waiting" in now.getvalue()
