@@ -55,7 +55,6 @@ class Ledger:
         self.path, self.threshold, self.timeout = path, threshold, timeout
         self.clock, self.sleep = clock, sleep
         self.entries: dict[str, list[float]] = self._load()
-        self.waited_s = 0.0
 
     @staticmethod
     def key(netns: str | None, gateway: str) -> str:
@@ -120,7 +119,6 @@ class Ledger:
                   f"on {gateway} (it ignores a source from {self.threshold} on, for {self.timeout:g} s): "
                   f"waiting {wait:.1f} s so that its silence is not mistaken for the path's", file=stream, flush=True)
             self.sleep(wait)
-            self.waited_s += wait
         return wait
 
     def after_attempt(self, netns: str | None, gateway: str, messages: list, ike_sa: bool) -> bool:

@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import AovpnError
 from . import eap
 from . import messages as ikemsg
-from .halfopen import Ledger
+from .halfopen import Ledger, default_path
 from . import profiles
 from .profiles import ClientProfile
 from .session import ViciSession
@@ -326,7 +326,6 @@ def probe_from_cli(args: Any) -> ProbeResult:
                        chain_pem=read_pem(args.chain, "intermediate CA certificates") if args.chain else b"",
                        auth=args.auth, aaa_id=args.aaa_id)
     profile = profiles.get(args.profile)
-    from .halfopen import Ledger, default_path
     # An engineer runs the probe again and again: remember its half-open SAs between runs.
     with PrivateCharon() as charon:
         return run_probe(charon.vici, target, profile, ping=args.ping, timeout=args.timeout,
