@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                 switches.append(time.monotonic() - t)
             say("condition switch over netmiko", _fmt(switches))
 
-            def cell(profile: str, condition: str) -> tuple[float, probe.ProbeResult]:
+            def cell(profile: str, condition: str) -> tuple[float, probe.IkeProbeResult]:
                 t0 = time.monotonic()
                 edge.apply(Condition.parse(condition))
                 r = probe.run_probe(target.client.vici, ike, profiles.get(profile), netns=target.client.netns,

@@ -22,14 +22,14 @@ failure (e.g. an IKE_AUTH timeout) - what users would have needed on such networ
 A failed SSTP attempt always moves on to the next protocol (SstpFirst, Default):
 docs/domain.md states the "initial only" restriction for IKEv2 -> SSTP alone.
 
-Attempts are callables returning a probe result (``ike.probe.ProbeResult``,
+Attempts are callables returning a probe result (``ike.probe.IkeProbeResult``,
 ``sstp.probe.SstpProbeResult``, their ``to_json()`` dicts, or any object with
 ``connected``, ``cause``, ``elapsed_ms``), so unit tests replay recorded results and the
 conformance suite passes real probes:
 
-    >>> from aovpn_lab.ike.probe import ProbeResult
+    >>> from aovpn_lab.ike.probe import IkeProbeResult
     >>> from aovpn_lab.sstp.probe import SstpProbeResult
-    >>> ike = lambda: ProbeResult(False, "udp-500-blocked", 3004, "203.0.113.10", "aovpn-recommended")
+    >>> ike = lambda: IkeProbeResult(False, "udp-500-blocked", 3004, "203.0.113.10", "aovpn-recommended")
     >>> sstp = lambda: SstpProbeResult(True, "none", "203.0.113.10", 443, 1310, "mschapv2")
     >>> out = run_strategy(14, ike, sstp)
     >>> out.observed, out.time_to_connect_ms, [a.protocol for a in out.attempts]

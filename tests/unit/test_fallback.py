@@ -10,7 +10,7 @@ import pytest
 from aovpn_lab import fallback
 from aovpn_lab.fallback import VpnStrategy, predict, protocol_order, run_strategy
 from aovpn_lab.ike.messages import IkeMessage
-from aovpn_lab.ike.probe import ProbeResult
+from aovpn_lab.ike.probe import IkeProbeResult
 from aovpn_lab.sstp.probe import PhaseTiming, SstpProbeResult
 
 GW = "203.0.113.10"
@@ -32,7 +32,7 @@ def ike(cause="none", elapsed=16, answered=None):
             msgs.append(_msg("sent", "IKE_AUTH", "request", 1, 880, 0 if connected else 2))
         if connected:
             msgs.append(_msg("received", "IKE_AUTH", "response", 1, 816))
-    return ProbeResult(connected, cause, elapsed, GW, "aovpn-recommended", ike_sa=connected, child_sa=connected,
+    return IkeProbeResult(connected, cause, elapsed, GW, "aovpn-recommended", ike_sa=connected, child_sa=connected,
                        messages=msgs)
 
 
@@ -156,14 +156,14 @@ def _cookie_round():
 
 def test_a_cookie_alone_is_not_a_completed_ike_sa_init():
     # The gateway asked for a cookie, then the retry went unanswered: still an initial failure.
-    silent = ProbeResult(False, "no-response", 3000, GW, "p", messages=_cookie_round())
+    silent = IkeProbeResult(False, "no-response", 3000, GW, "p", messages=_cookie_round())
     out = run_strategy(14, lambda: silent, lambda: sstp())
     assert out.attempts[0].stage == "initial" and out.observed == "connected-over-sstp"
     # After the cookie round IKE_SA_INIT completed and IKE_AUTH was lost: partial; sizes are the final round's.
     msgs = _cookie_round() + [
         IkeMessage("received", "IKE_SA_INIT", "response", 0, ["SA", "KE", "No"], size=472, packets=1),
         IkeMessage("sent", "IKE_AUTH", "request", 1, ["IDi"], size=304, packets=1, retransmits=2)]
-    lost = ProbeResult(False, "no-response", 3000, GW, "p", messages=msgs)
+    lost = IkeProbeResult(False, "no-response", 3000, GW, "p", messages=msgs)
     out = run_strategy(14, lambda: lost, never)
     assert out.attempts[0].stage == "partial" and out.observed == "ikev2-failed-no-fallback"
     assert (out.attempts[0].sizes["IKE_SA_INIT_request"], out.attempts[0].sizes["IKE_SA_INIT_response"]) == (496, 472)

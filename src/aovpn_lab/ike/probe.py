@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import AovpnError
+from ..results import Phase, causes, probe_result
 from . import eap
 from . import messages as ikemsg
 from .halfopen import Ledger, default_path
@@ -30,8 +31,7 @@ from . import profiles
 from .profiles import ClientProfile
 from .session import ViciSession
 
-CAUSES = ("none", "udp-500-blocked", "udp-4500-blocked", "ip-fragments-dropped", "ike-fragments-dropped",
-          "no-proposal-chosen", "auth-failed", "no-response")
+CAUSES = causes.names("ikev2")  # profiles/causes.yml
 
 AUTH_FAILURE_MARKERS = (
     "AUTHENTICATION_FAILED", "constraint check failed", "no trusted", "no private key found",
@@ -62,9 +62,8 @@ class IkeTarget:
 
 
 @dataclass
-class ProbeResult:
-    connected: bool
-    cause: str
+class IkeProbeResult(probe_result.ProbeResult):
+    protocol = "ikev2"
     elapsed_ms: int
     gateway: str
     profile: str
@@ -75,10 +74,8 @@ class ProbeResult:
     virtual_ip: str = ""
     ping: str | None = None
     ping_ok: bool | None = None
-    detail: str = ""
     messages: list[ikemsg.IkeMessage] = field(default_factory=list)
     reachability: dict[str, Any] | None = None
-    log: list[str] = field(default_factory=list)
     # The client's IKE SA as charon reports it (vici list-sas): NAT detected from the NAT-D
     # payloads (local: this client is behind NAT; remote: the gateway is), encapsulation
     # forced without NAT (fake: kernel-libipsec always sends ESP in UDP), and the ports used.
@@ -92,17 +89,17 @@ class ProbeResult:
         return m.size if m else None
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = super().to_json()
         d["messages"] = [m.to_json() for m in self.messages]
         d["sizes"] = {f"{e}_{k}": self.size(e, k) for e in ("IKE_SA_INIT", "IKE_AUTH")
                       for k in ("request", "response")}
         return d
 
-    def summary(self) -> str:
-        head = (f"IKEv2 to {self.gateway} ({self.profile}): "
-                + ("CONNECTED" if self.connected else f"FAILED, cause {self.cause}")
-                + f" in {self.elapsed_ms} ms")
-        lines = [head]
+    def title(self) -> str:
+        return f"IKEv2 to {self.gateway} ({self.profile})"
+
+    def summary_lines(self) -> list[str]:
+        lines = []
         if self.proposal:
             lines.append(f"  IKE proposal   {self.proposal}")
         if self.child_proposal:
@@ -116,9 +113,31 @@ class ProbeResult:
                          f"{m.packets} packet(s){frag}{rt}")
         if self.ping:
             lines.append(f"  ping {self.ping} through the tunnel: {'ok' if self.ping_ok else 'FAILED'}")
-        if self.detail:
-            lines.append(f"  {self.detail}")
-        return "\n".join(lines)
+        return lines
+
+
+def stages(result: IkeProbeResult, ping_ms: int | None = None) -> list[Phase]:
+    """The phases an IKEv2 attempt reached, read from charon's log and SA. The exchanges
+    carry no timings of their own (charon's log has none; ``elapsed_ms`` covers them all);
+    the ping through the tunnel does.
+
+    >>> r = IkeProbeResult(False, "udp-4500-blocked", 3000, "gw", "p", messages=[
+    ...     ikemsg.IkeMessage("sent", "IKE_SA_INIT", "request", 0),
+    ...     ikemsg.IkeMessage("received", "IKE_SA_INIT", "response", 0),
+    ...     ikemsg.IkeMessage("sent", "IKE_AUTH", "request", 1)])
+    >>> [(p.name, p.ok) for p in stages(r)]
+    [('ike-sa-init', True), ('ike-auth', False)]
+    """
+    answered = {m.exchange for m in result.messages if m.direction == "received" and m.kind == "response"}
+    sent = {m.exchange for m in result.messages if m.direction == "sent" and m.kind == "request"}
+    phases = [Phase("ike-sa-init", 0, ok="IKE_SA_INIT" in answered or result.ike_sa)]
+    if "IKE_AUTH" in sent or result.ike_sa:
+        phases.append(Phase("ike-auth", ok=result.ike_sa))
+    if result.ike_sa:  # the first CHILD_SA comes with IKE_AUTH (RFC 7296 1.2)
+        phases.append(Phase("child-sa", ok=result.child_sa))
+    if result.ping:
+        phases.append(Phase("ping", result.elapsed_ms, ping_ms, result.ping_ok))
+    return phases
 
 
 def connection_config(target: IkeTarget, profile: ClientProfile) -> dict[str, Any]:
@@ -146,7 +165,7 @@ def connection_config(target: IkeTarget, profile: ClientProfile) -> dict[str, An
 
 def run_probe(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *, netns: str | None = None,
               ping: str | None = None, timeout: float = 10.0, explain: bool = True,
-              name: str = "aovpn-probe", ledger: Ledger | None = None) -> ProbeResult:
+              name: str = "aovpn-probe", ledger: Ledger | None = None) -> IkeProbeResult:
     """Connect once; leave charon as it was found (connection unloaded, SA terminated).
 
     With a `ledger`, first wait out the gateway's DoS protection where this client's own
@@ -163,7 +182,7 @@ def run_probe(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, 
 
 
 def _attempt(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *, netns: str | None,
-             ping: str | None, timeout: float, explain: bool, name: str) -> ProbeResult:
+             ping: str | None, timeout: float, explain: bool, name: str) -> IkeProbeResult:
     with ViciSession(vici_path, timeout=timeout + 5) as s:
         s.terminate(name)  # a leftover from an interrupted run would confuse the result
         if target.auth == "eap-tls":
@@ -182,8 +201,9 @@ def _attempt(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *
         ok, logs, error = s.initiate(name, "tunnel", timeout)
         elapsed_ms = int((time.monotonic() - began) * 1000)
         lines = [e.get("msg", "") for e in logs]
-        result = ProbeResult(connected=False, cause="no-response", elapsed_ms=elapsed_ms, gateway=target.gateway,
-                             profile=profile.name, messages=ikemsg.parse(lines), log=lines)
+        ping_ms = None
+        result = IkeProbeResult(connected=False, cause="no-response", elapsed_ms=elapsed_ms,
+                                gateway=target.gateway, profile=profile.name, messages=ikemsg.parse(lines), log=lines)
         try:
             if ok:
                 _read_sa(s.list_sa(name), result)
@@ -192,7 +212,9 @@ def _attempt(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *
                 result.connected = True
                 if ping:
                     result.ping = ping
+                    pinged = time.monotonic()
                     result.ping_ok = ping_through(ping, netns)
+                    ping_ms = int((time.monotonic() - pinged) * 1000)
                     if not result.ping_ok:
                         result.connected = False
                         result.cause = "no-response"
@@ -204,10 +226,11 @@ def _attempt(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *
         finally:
             s.terminate(name)
             s.unload_conn(name)
+    result.phases = stages(result, ping_ms)
     return result
 
 
-def explain_result(result: ProbeResult, netns: str | None, ledger: Ledger | None = None) -> ProbeResult:
+def explain_result(result: IkeProbeResult, netns: str | None, ledger: Ledger | None = None) -> IkeProbeResult:
     """Turn a silent failure into a named cause with the differential test (run from the
     same namespace as the attempt). Separate from run_probe so a caller can end its
     packet captures first: the differential probes are other IKE SAs. They keep no state
@@ -220,7 +243,7 @@ def explain_result(result: ProbeResult, netns: str | None, ledger: Ledger | None
     return result
 
 
-def _read_sa(sa: dict[str, Any] | None, result: ProbeResult) -> None:
+def _read_sa(sa: dict[str, Any] | None, result: IkeProbeResult) -> None:
     if not sa:
         return
     result.ike_sa = sa.get("state") == "ESTABLISHED"
@@ -317,7 +340,7 @@ def read_pem(path: str, what: str) -> bytes:
     return data
 
 
-def probe_from_cli(args: Any) -> ProbeResult:
+def probe_from_cli(args: Any) -> IkeProbeResult:
     from .charon import PrivateCharon
     target = IkeTarget(gateway=args.gateway, remote_id=args.remote_id, ca_pem=read_pem(args.ca, "CA certificate"),
                        cert_pem=read_pem(args.cert, "client certificate"),

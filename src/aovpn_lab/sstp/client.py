@@ -29,6 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 from enum import Enum
 
+from ..results import causes
 from . import binding, messages
 from .errors import SstpProtocolError
 from .handshake import HttpResponse, HttpResponseParser, NotSstpError, duplex_post
@@ -47,19 +48,9 @@ from .ppp import (
 )
 from .ppp.events import Event as PppEvent
 
-# What a failed attempt is blamed on; the probe adds tcp-443-blocked, tls-failed,
-# cert-untrusted (below this layer) and timeout (the overall deadline).
-CAUSES = (
-    "none",
-    "tcp-443-blocked",
-    "tls-failed",
-    "cert-untrusted",
-    "not-sstp",
-    "auth-failed",
-    "crypto-binding-rejected",
-    "protocol-error",
-    "timeout",
-)
+# What a failed attempt is blamed on (profiles/causes.yml); the probe adds tcp-443-blocked,
+# tls-failed, cert-untrusted (below this layer) and timeout (the overall deadline).
+CAUSES = causes.names("sstp")
 
 HTTP_TIMER = "http"
 CONNECT_TIMER = "sstp-connect"

@@ -21,6 +21,7 @@ A failed attempt reads like this (``to_json()`` gives the same as a dict)::
     >>> print(r.summary())
     SSTP to 203.0.113.201:443: FAILED, cause tcp-443-blocked in 2003 ms
       no answer to TCP SYN to 203.0.113.201:443 within 2 s
+      fix: allow TCP 443 outbound (the one port SSTP needs), and check that the server listens on it
 
 Every wait is bounded: one deadline (``timeout``) covers the whole attempt up to the
 tunnel test, and the goodbye (LCP Terminate, CALL_DISCONNECT/ACK) gets at most
@@ -32,9 +33,9 @@ from __future__ import annotations
 import os
 import ssl
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
+from ..results import Phase, probe_result
 from .client import (
     CAUSES,
     CallConnectedSent,
@@ -59,26 +60,19 @@ from .ppp import (
     StartTimer,
     StopTimer,
 )
-from .transport import TransportFailure, open_tls
+from .transport import TlsConnection, TransportFailure, open_tls
 
 AUTH_CHOICES = {"mschapv2": AuthMethod.MSCHAPV2, "pap": AuthMethod.PAP}
 PING_INTERVAL = 1.0
 PING_TRIES = 3
 DISCONNECT_GRACE = 2.0  # after a failure or success, time left for a polite goodbye
 
-
-@dataclass
-class PhaseTiming:
-    name: str
-    start_ms: int
-    ms: int | None = None
-    ok: bool | None = None
+PhaseTiming = Phase  # the name this module has always given a phase
 
 
 @dataclass
-class SstpProbeResult:
-    connected: bool
-    cause: str
+class SstpProbeResult(probe_result.ProbeResult):
+    protocol = "sstp"
     server: str
     port: int
     elapsed_ms: int
@@ -107,22 +101,12 @@ class SstpProbeResult:
     disconnect: str = ""
     echo_requests: int = 0
     failed_phase: str = ""
-    detail: str = ""
-    phases: list[PhaseTiming] = field(default_factory=list)
-    log: list[str] = field(default_factory=list)
 
-    def phase(self, name: str) -> PhaseTiming | None:
-        return next((p for p in self.phases if p.name == name), None)
+    def title(self) -> str:
+        return f"SSTP to {self.server}:{self.port}" + (f" (SNI {self.sni})" if self.sni else "")
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def summary(self) -> str:
-        where = f"{self.server}:{self.port}" + (f" (SNI {self.sni})" if self.sni else "")
-        head = (f"SSTP to {where}: "
-                + ("CONNECTED" if self.connected else f"FAILED, cause {self.cause}")
-                + f" in {self.elapsed_ms} ms")
-        lines = [head]
+    def summary_lines(self) -> list[str]:
+        lines = []
         if self.tls_version:
             lines.append(f"  TLS            {self.tls_version} {self.tls_cipher}")
         if self.cert_sha256:
@@ -140,22 +124,17 @@ class SstpProbeResult:
         if self.ping and self.ping_ok is not None:
             lines.append(f"  ping {self.ping} through the tunnel: "
                          + (f"ok in {self.ping_ms} ms" if self.ping_ok else "FAILED"))
-        for p in self.phases:
-            state = "ok" if p.ok else ("FAILED" if p.ok is False else "unfinished")
-            took = f"{p.ms} ms" if p.ms is not None else "-"
-            lines.append(f"  {p.name:<14} {state:<10} at {p.start_ms:>5} ms, took {took}")
+        lines += self.phase_lines()
         if self.disconnect:
             lines.append(f"  disconnect     {self.disconnect}")
-        if self.detail:
-            lines.append(f"  {self.detail}")
-        return "\n".join(lines)
+        return lines
 
 
 class _Clock:
     def __init__(self, result: SstpProbeResult) -> None:
         self.began = time.monotonic()
         self.result = result
-        self.open: dict[str, PhaseTiming] = {}
+        self.open: dict[str, Phase] = {}
 
     def now_ms(self) -> int:
         return int((time.monotonic() - self.began) * 1000)
@@ -163,7 +142,7 @@ class _Clock:
     def begin(self, name: str, at_ms: int | None = None) -> None:
         if name in self.open or self.result.phase(name):
             return
-        timing = PhaseTiming(name, self.now_ms() if at_ms is None else at_ms)
+        timing = Phase(name, self.now_ms() if at_ms is None else at_ms)
         self.open[name] = timing
         self.result.phases.append(timing)
 
@@ -207,238 +186,326 @@ def _probe(server: str, port: int, user: str, password: str, ca_file: str | None
     try:
         conn = open_tls(server, port, ca_file=ca_file, sni=sni, timeout=timeout)
     except TransportFailure as failure:
-        if failure.phase == "tls":
-            tls_start = max(clock.now_ms() - failure.elapsed_ms, 0)
-            tcp = clock.open.pop("tcp")
-            tcp.ms, tcp.ok = tls_start - tcp.start_ms, True
-            clock.begin("tls", at_ms=tls_start)
-        clock.fail_open()
-        result.cause, result.detail, result.failed_phase = failure.cause, failure.detail, failure.phase
-        if failure.evidence:
-            result.cert_sha256 = failure.evidence.get("sha256", "")
-            result.cert_sha1 = failure.evidence.get("sha1", "")
-            result.cert_subject = failure.evidence.get("subject", "")
-        clock.log(f"{failure.phase}: {failure.detail}")
+        _transport_failed(failure, result, clock)
         result.elapsed_ms = clock.now_ms()
         return result
-    # TCP and TLS timings come from the transport itself.
-    tcp = result.phase("tcp")
-    tcp.ms, tcp.ok = conn.tcp_ms, True
-    clock.open.pop("tcp", None)
-    result.phases.append(PhaseTiming("tls", conn.tcp_ms, conn.tls_ms, True))
-    result.tls_version, result.tls_cipher = conn.version, conn.cipher
-    result.cert_sha256, result.cert_sha1 = conn.certificate.sha256, conn.certificate.sha1
-    result.cert_subject = conn.certificate.subject
-    clock.log(f"TLS {conn.version} {conn.cipher}, certificate {conn.certificate.subject} "
-              f"sha256 {conn.certificate.sha256}")
+    _transport_opened(conn, result, clock)
     try:
-        _session(conn, result, clock, deadline, user, password, ping, auth)
+        _Session(conn, result, clock, deadline, PppConfig(
+            user, password, auth=AUTH_CHOICES[auth], request_dns=True), ping).run()
     finally:
         conn.close()
     result.elapsed_ms = clock.now_ms()
     return result
 
 
-def _session(conn, result: SstpProbeResult, clock: _Clock, deadline: float, user: str,
-             password: str, ping: str | None, auth: str) -> None:
-    remaining = max(deadline - time.monotonic(), 0.1)
-    client = SstpClient(SstpClientConfig(
-        host=conn.server_name, cert_der=conn.certificate.der,
-        ppp=PppConfig(user, password, auth=AUTH_CHOICES[auth], request_dns=True,
-                      restart_seconds=min(3.0, remaining), auth_wait_seconds=min(30.0, remaining)),
-        http_seconds=min(60.0, remaining), connect_seconds=min(60.0, remaining),
-        disconnect_seconds=DISCONNECT_GRACE,
-    ))
-    result.correlation_id = str(client.config.correlation_id)
-    timers: dict[str, float] = {}
-    sock = conn.sock
-    ping_state = {"id": int.from_bytes(os.urandom(2), "big"), "seq": 0, "sent_at": 0.0,
-                  "next": 0.0}
-    connected_at: float | None = None
-    grace_deadline: float | None = None  # once ending, a bounded wait for the goodbye
+# -- TCP and TLS --------------------------------------------------------------------
 
-    def send(out) -> None:
+def _transport_failed(failure: TransportFailure, result: SstpProbeResult, clock: _Clock) -> None:
+    if failure.phase == "tls":
+        tls_start = max(clock.now_ms() - failure.elapsed_ms, 0)
+        tcp = clock.open.pop("tcp")
+        tcp.ms, tcp.ok = tls_start - tcp.start_ms, True
+        clock.begin("tls", at_ms=tls_start)
+    clock.fail_open()
+    result.cause, result.detail, result.failed_phase = failure.cause, failure.detail, failure.phase
+    if failure.evidence:
+        result.cert_sha256 = failure.evidence.get("sha256", "")
+        result.cert_sha1 = failure.evidence.get("sha1", "")
+        result.cert_subject = failure.evidence.get("subject", "")
+    clock.log(f"{failure.phase}: {failure.detail}")
+
+
+def _transport_opened(conn: TlsConnection, result: SstpProbeResult, clock: _Clock) -> None:
+    # TCP and TLS timings come from the transport itself.
+    tcp = result.phase("tcp")
+    tcp.ms, tcp.ok = conn.tcp_ms, True
+    clock.open.pop("tcp", None)
+    result.phases.append(Phase("tls", conn.tcp_ms, conn.tls_ms, True))
+    result.tls_version, result.tls_cipher = conn.version, conn.cipher
+    result.cert_sha256, result.cert_sha1 = conn.certificate.sha256, conn.certificate.sha1
+    result.cert_subject = conn.certificate.subject
+    clock.log(f"TLS {conn.version} {conn.cipher}, certificate {conn.certificate.subject} "
+              f"sha256 {conn.certificate.sha256}")
+
+
+# -- the data check -------------------------------------------------------------------
+
+class _Pinger:
+    """ICMP echoes through the tunnel to one address: the next one, and whether a
+    datagram is the answer to one of them."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.id = int.from_bytes(os.urandom(2), "big")
+        self.seq = 0
+        self.sent_at = 0.0  # the first echo: the ping time counts from it
+        self.next = 0.0
+
+    def echo(self, source: str) -> bytes:
+        from scapy.layers.inet import ICMP, IP
+        self.seq += 1
+        packet = IP(src=source, dst=self.target) / ICMP(type=8, id=self.id, seq=self.seq) / (b"aovpn-lab sstp " * 2)
+        now = time.monotonic()
+        self.sent_at = self.sent_at or now
+        self.next = now + PING_INTERVAL
+        return bytes(packet)
+
+    def answers(self, packet) -> bool:
+        from scapy.layers.inet import ICMP
+        return (packet.haslayer(ICMP) and packet.src == self.target and packet[ICMP].type == 0
+                and packet[ICMP].id == self.id)
+
+
+# -- the SSTP call ------------------------------------------------------------------
+
+class _Session:
+    """One SSTP call over an open TLS connection: drives :class:`SstpClient` (its timers,
+    the socket, the overall deadline and the bounded goodbye) and records what it says."""
+
+    def __init__(self, conn: TlsConnection, result: SstpProbeResult, clock: _Clock, deadline: float,
+                 ppp: PppConfig, ping: str | None) -> None:
+        remaining = max(deadline - time.monotonic(), 0.1)
+        self.client = SstpClient(SstpClientConfig(
+            host=conn.server_name, cert_der=conn.certificate.der,
+            ppp=replace(ppp, restart_seconds=min(3.0, remaining), auth_wait_seconds=min(30.0, remaining)),
+            http_seconds=min(60.0, remaining), connect_seconds=min(60.0, remaining),
+            disconnect_seconds=DISCONNECT_GRACE,
+        ))
+        result.correlation_id = str(self.client.config.correlation_id)
+        self.sock, self.result, self.clock, self.deadline = conn.sock, result, clock, deadline
+        self.pinger = _Pinger(ping) if ping else None
+        self.timers: dict[str, float] = {}
+        self.connected_at: float | None = None
+        self.grace_deadline: float | None = None  # once ending, a bounded wait for the goodbye
+        self.record = _Recorder(self)
+
+    def run(self) -> None:
+        self.clock.begin("http")
+        try:
+            self.send(self.client.start())
+            while self.client.state is not ClientState.CLOSED and self._turn():
+                pass
+        except (ssl.SSLError, OSError) as exc:
+            # sendall() failed: the server went away while we were talking.
+            if self.client.state is not ClientState.CLOSED:
+                for event in self.client.connection_lost(f"sending failed ({exc.__class__.__name__})").events:
+                    self.record(event)
+        except SstpProtocolError as exc:
+            self.record(Failed("protocol-error", str(exc), self.client.phase))
+        self._conclude()
+
+    def send(self, out) -> None:
         for timer in out.timers:
             if isinstance(timer, StartTimer):
-                timers[timer.name] = time.monotonic() + timer.seconds
+                self.timers[timer.name] = time.monotonic() + timer.seconds
             elif isinstance(timer, StopTimer):
-                timers.pop(timer.name, None)
+                self.timers.pop(timer.name, None)
         if out.data:
-            sock.settimeout(max(deadline + DISCONNECT_GRACE - time.monotonic(), 0.5))
+            self.sock.settimeout(max(self.deadline + DISCONNECT_GRACE - time.monotonic(), 0.5))
             for chunk in out.data:
-                sock.sendall(chunk)
+                self.sock.sendall(chunk)
         for event in out.events:
-            handle(event)
+            self.record(event)
 
-    def finish(reason: str) -> None:
-        nonlocal grace_deadline
-        if grace_deadline is None:
-            grace_deadline = min(time.monotonic() + DISCONNECT_GRACE, deadline + DISCONNECT_GRACE)
-            clock.begin("disconnect")
-            clock.log(f"disconnecting: {reason}")
-            try:
-                send(client.disconnect(reason))
-            except (ssl.SSLError, OSError) as exc:  # the peer is gone: nothing to wait for
-                clock.log(f"goodbye not sent ({exc.__class__.__name__})")
-                grace_deadline = time.monotonic()
+    def finish(self, reason: str) -> None:
+        if self.grace_deadline is not None:
+            return
+        self.grace_deadline = min(time.monotonic() + DISCONNECT_GRACE, self.deadline + DISCONNECT_GRACE)
+        self.clock.begin("disconnect")
+        self.clock.log(f"disconnecting: {reason}")
+        try:
+            self.send(self.client.disconnect(reason))
+        except (ssl.SSLError, OSError) as exc:  # the peer is gone: nothing to wait for
+            self.clock.log(f"goodbye not sent ({exc.__class__.__name__})")
+            self.grace_deadline = time.monotonic()
 
-    def send_ping() -> None:
-        from scapy.layers.inet import ICMP, IP
-        ping_state["seq"] += 1
-        packet = IP(src=client.address.address, dst=ping) / ICMP(
-            type=8, id=ping_state["id"], seq=ping_state["seq"]) / (b"aovpn-lab sstp " * 2)
+    def send_ping(self) -> None:
+        packet = self.pinger.echo(self.client.address.address)
+        self.clock.log(f"ICMP echo #{self.pinger.seq} to {self.pinger.target} through the tunnel")
+        self.send(self.client.send_ip(packet))
+
+    def pinging(self) -> bool:
+        return (self.pinger is not None and self.client.state is ClientState.RUNNING
+                and self.result.ping_ok is None)
+
+    def _turn(self) -> bool:
+        """Timers, the ping, the deadlines, then one read; False once the call is over."""
         now = time.monotonic()
-        ping_state["sent_at"] = ping_state["sent_at"] or now
-        ping_state["next"] = now + PING_INTERVAL
-        clock.log(f"ICMP echo #{ping_state['seq']} to {ping} through the tunnel")
-        send(client.send_ip(bytes(packet)))
+        for name, due in sorted(self.timers.items(), key=lambda item: item[1]):
+            if due <= now and self.timers.get(name) == due:
+                self.timers.pop(name, None)
+                self.send(self.client.timeout(name))
+        if self.client.state is ClientState.CLOSED:
+            return False
+        if self.pinging() and self.pinger.next and now >= self.pinger.next:
+            self._ping_again()
+        if self.grace_deadline is not None and now >= self.grace_deadline:
+            self.clock.end("disconnect", ok=False)
+            self.result.disconnect = self.result.disconnect or "no answer to CALL_DISCONNECT; closed"
+            return False
+        if self.grace_deadline is None and now >= self.deadline:
+            self._deadline_reached()
+            return True
+        return self._read()
 
-    def on_datagram(payload: bytes) -> None:
+    def _ping_again(self) -> None:
+        result = self.result
+        if self.pinger.seq < PING_TRIES:
+            self.send_ping()
+            return
+        result.ping_ok = False
+        result.connected, result.cause = False, "timeout"
+        result.failed_phase = "ping"
+        result.detail = (f"tunnel up with {result.ip}, but {PING_TRIES} ICMP echoes "
+                         f"to {self.pinger.target} through it got no answer")
+        self.clock.fail_open()
+        self.finish("ping unanswered")
+
+    def _deadline_reached(self) -> None:
+        stage = self.client.phase
+        self.result.cause, self.result.failed_phase = "timeout", stage
+        self.result.detail = (f"overall deadline of {self.deadline - self.clock.began:.1f} s reached in "
+                              f"phase {stage} ({self.client.state.value})")
+        self.clock.fail_open()
+        self.clock.log(self.result.detail)
+        self.finish("deadline")
+
+    def _read(self) -> bool:
+        waits = [*self.timers.values(), self.deadline if self.grace_deadline is None else self.grace_deadline]
+        if self.pinging():
+            waits.append(self.pinger.next)
+        self.sock.settimeout(max(min(waits) - time.monotonic(), 0.001))
+        try:
+            data = self.sock.recv(65536)
+        except (TimeoutError, ssl.SSLWantReadError):
+            return True
+        except (ssl.SSLError, OSError) as exc:
+            self.send(self.client.connection_lost(f"the connection failed ({exc.__class__.__name__}: "
+                                                  f"{getattr(exc, 'reason', None) or exc})"))
+            return False
+        if not data:
+            self.send(self.client.connection_lost())
+            return False
+        self.send(self.client.receive(data))
+        return True
+
+    def _conclude(self) -> None:
+        result, client = self.result, self.client
+        self.clock.fail_open()
+        if not result.connected and not result.failed_phase:
+            result.failed_phase = client.phase
+            result.detail = result.detail or f"the attempt ended in phase {client.phase} without a result"
+        result.echo_requests = client.echo_requests
+        if result.connected and self.connected_at is not None and not result.disconnect:
+            result.disconnect = "connection closed without CALL_DISCONNECT_ACK"
+        assert result.cause in CAUSES, result.cause
+
+
+class _Recorder:
+    """What each client event means for the result: phase timings, evidence, the trace."""
+
+    def __init__(self, session: _Session) -> None:
+        self.session, self.result, self.clock = session, session.result, session.clock
+        self.handlers = {
+            HttpAnswered: self.http, ConnectAcked: self.connect_acked, LinkEstablished: self.lcp_opened,
+            AuthSucceeded: self.authenticated, CallConnectedSent: self.call_connected, IpAssigned: self.address,
+            DatagramReceived: self.datagram, FrameDiscarded: self.discarded, EchoAnswered: self.echo,
+            Failed: self.failed, Closed: self.closed,
+        }
+
+    def __call__(self, event) -> None:
+        handler = self.handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    # SSTP control: the HTTP step and call setup
+    def http(self, event: HttpAnswered) -> None:
+        response = event.response
+        self.result.http_status = response.status
+        self.result.http_server = response.header("server") or ""
+        self.clock.end("http", ok=response.is_sstp_accept)
+        self.clock.log(f"HTTP answer: {response.describe()}")
+        if response.is_sstp_accept:
+            self.clock.begin("sstp-connect")
+
+    def connect_acked(self, event: ConnectAcked) -> None:
+        self.result.hash_protocol = event.hash_protocol.name
+        self.clock.end("sstp-connect")
+        self.clock.begin("lcp")
+        self.clock.log(f"CALL_CONNECT_ACK: hash bitmask 0x{event.hash_bitmask:02x}, "
+                       f"using {event.hash_protocol.name}")
+
+    # PPP: LCP and authentication
+    def lcp_opened(self, event: LinkEstablished) -> None:
+        self.clock.end("lcp")
+        self.clock.begin("auth")
+        self.clock.log(f"LCP opened, authentication: {event.auth_protocol or 'none'}")
+
+    def authenticated(self, event: AuthSucceeded) -> None:
+        self.result.auth_method = event.method
+        self.clock.end("auth")
+        self.clock.log(f"{event.method} accepted" + (f": {event.message}" if event.message else ""))
+
+    # the crypto binding, then IPCP
+    def call_connected(self, event: CallConnectedSent) -> None:
+        self.result.crypto_binding_sent = True
+        self.clock.begin("ipcp")
+        self.clock.log(f"CALL_CONNECTED sent ({event.hash_protocol.name} binding, "
+                       f"cert hash {event.cert_hash.hex()[:16]}...)")
+
+    def address(self, event: IpAssigned) -> None:
+        result = self.result
+        result.ip, result.peer_ip = event.address, event.peer_address or ""
+        result.dns = list(event.dns_servers)
+        result.connect_to_ip_ms = self.clock.now_ms()
+        self.clock.end("ipcp")
+        self.clock.log(f"IPCP: address {event.address}, peer {event.peer_address}")
+        self.session.connected_at = time.monotonic()
+        if self.session.pinger is not None:
+            self.clock.begin("ping")
+            self.session.send_ping()
+        else:
+            result.connected, result.cause = True, "none"
+            self.session.finish("tunnel up")
+
+    # the data check
+    def datagram(self, event: DatagramReceived) -> None:
         from scapy.layers.inet import ICMP, IP
         try:
-            packet = IP(payload)
+            packet = IP(event.payload)
         except Exception:  # noqa: BLE001 - scapy on arbitrary bytes; evidence only
-            clock.log(f"undecodable IP datagram ({len(payload)} bytes)")
+            self.clock.log(f"undecodable IP datagram ({len(event.payload)} bytes)")
             return
-        if (ping and result.ping_ok is None and packet.haslayer(ICMP) and packet.src == ping
-                and packet[ICMP].type == 0 and packet[ICMP].id == ping_state["id"]):
+        pinger, result = self.session.pinger, self.result
+        if pinger is not None and result.ping_ok is None and pinger.answers(packet):
             result.ping_ok = True
-            result.ping_ms = int((time.monotonic() - ping_state["sent_at"]) * 1000)
-            result.connect_to_ping_ms = clock.now_ms()
-            clock.end("ping")
-            clock.log(f"ICMP echo reply from {packet.src} (seq {packet[ICMP].seq})")
+            result.ping_ms = int((time.monotonic() - pinger.sent_at) * 1000)
+            result.connect_to_ping_ms = self.clock.now_ms()
+            self.clock.end("ping")
+            self.clock.log(f"ICMP echo reply from {packet.src} (seq {packet[ICMP].seq})")
             result.connected, result.cause = True, "none"
-            finish("ping answered")
+            self.session.finish("ping answered")
         else:
-            clock.log(f"IP datagram {packet.src} -> {packet.dst} proto {packet.proto} ignored")
+            self.clock.log(f"IP datagram {packet.src} -> {packet.dst} proto {packet.proto} ignored")
 
-    def handle(event) -> None:
-        nonlocal connected_at
-        if isinstance(event, HttpAnswered):
-            response = event.response
-            result.http_status = response.status
-            result.http_server = response.header("server") or ""
-            clock.end("http", ok=response.is_sstp_accept)
-            clock.log(f"HTTP answer: {response.describe()}")
-            if response.is_sstp_accept:
-                clock.begin("sstp-connect")
-        elif isinstance(event, ConnectAcked):
-            result.hash_protocol = event.hash_protocol.name
-            clock.end("sstp-connect")
-            clock.begin("lcp")
-            clock.log(f"CALL_CONNECT_ACK: hash bitmask 0x{event.hash_bitmask:02x}, "
-                      f"using {event.hash_protocol.name}")
-        elif isinstance(event, LinkEstablished):
-            clock.end("lcp")
-            clock.begin("auth")
-            clock.log(f"LCP opened, authentication: {event.auth_protocol or 'none'}")
-        elif isinstance(event, AuthSucceeded):
-            result.auth_method = event.method
-            clock.end("auth")
-            clock.log(f"{event.method} accepted" + (f": {event.message}" if event.message else ""))
-        elif isinstance(event, CallConnectedSent):
-            result.crypto_binding_sent = True
-            clock.begin("ipcp")
-            clock.log(f"CALL_CONNECTED sent ({event.hash_protocol.name} binding, "
-                      f"cert hash {event.cert_hash.hex()[:16]}...)")
-        elif isinstance(event, IpAssigned):
-            result.ip, result.peer_ip = event.address, event.peer_address or ""
-            result.dns = list(event.dns_servers)
-            result.connect_to_ip_ms = clock.now_ms()
-            clock.end("ipcp")
-            clock.log(f"IPCP: address {event.address}, peer {event.peer_address}")
-            connected_at = time.monotonic()
-            if ping:
-                clock.begin("ping")
-                send_ping()
-            else:
-                result.connected, result.cause = True, "none"
-                finish("tunnel up")
-        elif isinstance(event, DatagramReceived):
-            on_datagram(event.payload)
-        elif isinstance(event, FrameDiscarded):
-            clock.log(f"ignored a {event.protocol} frame: {event.reason}")
-        elif isinstance(event, EchoAnswered):
-            clock.log("SSTP ECHO_REQUEST answered")
-        elif isinstance(event, Failed):
-            if not result.failed_phase and not result.connected:
-                result.cause, result.detail, result.failed_phase = event.cause, event.detail, event.phase
-                clock.fail_open()
-                clock.log(f"FAILED ({event.cause}) in {event.phase}: {event.detail}")
-                finish(event.cause)
-        elif isinstance(event, Closed):
-            clock.end("disconnect", ok=True)
-            result.disconnect = ("clean" if event.clean else "unclean") + (
-                " (server)" if event.by_server else "") + f": {event.reason}"
-            clock.log(f"call closed: {event.reason}")
+    def discarded(self, event: FrameDiscarded) -> None:
+        self.clock.log(f"ignored a {event.protocol} frame: {event.reason}")
 
-    clock.begin("http")
-    try:
-        send(client.start())
-        while client.state is not ClientState.CLOSED:
-            now = time.monotonic()
-            for name, due in sorted(timers.items(), key=lambda item: item[1]):
-                if due <= now and timers.get(name) == due:
-                    timers.pop(name, None)
-                    send(client.timeout(name))
-            if client.state is ClientState.CLOSED:
-                break
-            if (ping and client.state is ClientState.RUNNING and result.ping_ok is None
-                    and ping_state["next"] and now >= ping_state["next"]):
-                if ping_state["seq"] >= PING_TRIES:
-                    result.ping_ok = False
-                    result.connected, result.cause = False, "timeout"
-                    result.failed_phase = "ping"
-                    result.detail = (f"tunnel up with {result.ip}, but {PING_TRIES} ICMP echoes "
-                                     f"to {ping} through it got no answer")
-                    clock.fail_open()
-                    finish("ping unanswered")
-                else:
-                    send_ping()
-            if grace_deadline is not None and now >= grace_deadline:
-                clock.end("disconnect", ok=False)
-                result.disconnect = result.disconnect or "no answer to CALL_DISCONNECT; closed"
-                break
-            if grace_deadline is None and now >= deadline:
-                stage = client.phase
-                result.cause, result.failed_phase = "timeout", stage
-                result.detail = (f"overall deadline of {deadline - clock.began:.1f} s reached in "
-                                 f"phase {stage} ({client.state.value})")
-                clock.fail_open()
-                clock.log(result.detail)
-                finish("deadline")
-                continue
-            waits = [*timers.values(), deadline if grace_deadline is None else grace_deadline]
-            if ping and client.state is ClientState.RUNNING and result.ping_ok is None:
-                waits.append(ping_state["next"])
-            wait = max(min(waits) - time.monotonic(), 0.001)
-            sock.settimeout(wait)
-            try:
-                data = sock.recv(65536)
-            except (TimeoutError, ssl.SSLWantReadError):
-                continue
-            except (ssl.SSLError, OSError) as exc:
-                send(client.connection_lost(f"the connection failed ({exc.__class__.__name__}: "
-                                            f"{getattr(exc, 'reason', None) or exc})"))
-                break
-            if not data:
-                send(client.connection_lost())
-                break
-            send(client.receive(data))
-    except (ssl.SSLError, OSError) as exc:
-        # sendall() failed: the server went away while we were talking.
-        if client.state is not ClientState.CLOSED:
-            handle_out = client.connection_lost(f"sending failed ({exc.__class__.__name__})")
-            for event in handle_out.events:
-                handle(event)
-    except SstpProtocolError as exc:
-        handle(Failed("protocol-error", str(exc), client.phase))
-    clock.fail_open()
-    if not result.connected and not result.failed_phase:
-        result.failed_phase = client.phase
-        result.detail = result.detail or f"the attempt ended in phase {client.phase} without a result"
-    result.echo_requests = client.echo_requests
-    if result.connected and connected_at is not None and not result.disconnect:
-        result.disconnect = "connection closed without CALL_DISCONNECT_ACK"
-    assert result.cause in CAUSES, result.cause
+    def echo(self, event: EchoAnswered) -> None:
+        self.clock.log("SSTP ECHO_REQUEST answered")
 
+    # endings
+    def failed(self, event: Failed) -> None:
+        result = self.result
+        if not result.failed_phase and not result.connected:
+            result.cause, result.detail, result.failed_phase = event.cause, event.detail, event.phase
+            self.clock.fail_open()
+            self.clock.log(f"FAILED ({event.cause}) in {event.phase}: {event.detail}")
+            self.session.finish(event.cause)
+
+    def closed(self, event: Closed) -> None:
+        self.clock.end("disconnect", ok=True)
+        self.result.disconnect = ("clean" if event.clean else "unclean") + (
+            " (server)" if event.by_server else "") + f": {event.reason}"
+        self.clock.log(f"call closed: {event.reason}")

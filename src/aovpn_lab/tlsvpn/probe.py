@@ -33,14 +33,13 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
+from ..results import Phase, causes, probe_result
 from .script import STATUS_ENV, write_script
 
 OPENCONNECT = "openconnect"
-CAUSES = ("none", "tcp-443-blocked", "tls-failed", "cert-untrusted", "auth-failed", "timeout",
-          "protocol-error")
+CAUSES = causes.names("tlsvpn")  # profiles/causes.yml
 STOP_GRACE = 3.0  # connected: time for BYE and the disconnect step
 STOP_GRACE_UNCONNECTED = 0.5  # nothing to tear down (openconnect ignores SIGTERM mid-handshake)
 PING_TRIES = 3
@@ -57,9 +56,8 @@ _TLS = re.compile(r"SSL connection failure|Failed to complete TLS handshake|"
 
 
 @dataclass
-class OpenconnectResult:
-    connected: bool
-    cause: str
+class OpenconnectResult(probe_result.ProbeResult):
+    protocol = "tlsvpn"
     server: str
     port: int
     elapsed_ms: int
@@ -83,17 +81,12 @@ class OpenconnectResult:
     tunnel_ms: int | None = None  # until the script configured the address
     exit_code: int | None = None
     stopped: str = ""  # "SIGTERM" / "SIGKILL" / "exited"
-    detail: str = ""
-    log: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def title(self) -> str:
+        return f"openconnect to {self.server}:{self.port}" + (f" (as {self.servername})" if self.servername else "")
 
-    def summary(self) -> str:
-        where = f"{self.server}:{self.port}" + (f" (as {self.servername})" if self.servername else "")
-        lines = [f"openconnect to {where}: "
-                 + ("CONNECTED" if self.connected else f"FAILED, cause {self.cause}")
-                 + f" in {self.elapsed_ms} ms"]
+    def summary_lines(self) -> list[str]:
+        lines = []
         if self.tls:
             lines.append(f"  TLS        {self.tls}" + (f" at {self.tls_ms} ms" if self.tls_ms is not None else ""))
         if self.dtls:
@@ -104,9 +97,30 @@ class OpenconnectResult:
         if self.ping and self.ping_ok is not None:
             lines.append(f"  ping {self.ping} through the tunnel: "
                          + (f"ok in {self.ping_ms} ms" if self.ping_ok else "FAILED"))
-        if self.detail:
-            lines.append(f"  {self.detail}")
-        return "\n".join(lines)
+        return lines
+
+
+def stages(r: OpenconnectResult) -> list[Phase]:
+    """The phases from the moments openconnect's output and the vpnc-script marked: TCP up,
+    TLS (and the HTTPS login) up, tunnel address configured, ping; the first one not
+    reached failed, unless the attempt connected.
+
+    >>> r = OpenconnectResult(False, "auth-failed", "203.0.113.231", 443, 900, tcp_ms=3, tls_ms=40)
+    >>> [(p.name, p.start_ms, p.ms, p.ok) for p in stages(r)]
+    [('tcp', 0, 3, True), ('tls', 3, 37, True), ('tunnel', 40, None, False)]
+    """
+    phases: list[Phase] = []
+    start = 0
+    for name, at in (("tcp", r.tcp_ms), ("tls", r.tls_ms), ("tunnel", r.tunnel_ms)):
+        if at is None:
+            if not r.connected:
+                phases.append(Phase(name, start, None, False))
+            break
+        phases.append(Phase(name, start, at - start, True))
+        start = at
+    if r.ping and r.connected and r.ping_ok is not None:
+        phases.append(Phase("ping", start, r.ping_ms, r.ping_ok))
+    return phases
 
 
 def classify(output: str, *, connected: bool, timed_out: bool) -> tuple[str, str]:
@@ -298,6 +312,7 @@ def probe_openconnect(server: str, port: int = 443, *, user: str, password: str,
     result.cause, result.detail = classify(output, connected=result.connected, timed_out=timed_out)
     if result.cause == "cert-untrusted":
         result.cert_reason = result.detail
+    result.phases = stages(result)
     return result
 
 
