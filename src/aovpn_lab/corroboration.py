@@ -25,17 +25,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .conditions.model import DROP_COUNTERS, Condition
+from .results import causes
 from .verdict import FAIL, INCONCLUSIVE, PASS, Verdict
 
-# cause -> the condition that produces it; its drop counter has the same name on the edge
-# and on the lab gateway's own firewall (conditions.model.DROP_COUNTERS)
-CAUSE_CONDITIONS = {
-    "ip-fragments-dropped": "drop-ip-fragments",
-    "ike-fragments-dropped": "drop-ip-fragments",
-    "udp-500-blocked": "block-udp-500",
-    "udp-4500-blocked": "block-udp-4500",
-    "tcp-443-blocked": "block-tcp-443",
-}
+# cause -> the condition that produces it (profiles/causes.yml); its drop counter has the
+# same name on the edge and on the lab gateway's own firewall (conditions.model.DROP_COUNTERS)
+CAUSE_CONDITIONS = {c.name: c.condition for c in causes.catalogue().values() if c.condition}
 CAUSE_COUNTERS = {cause: (kind, DROP_COUNTERS[kind]) for cause, kind in CAUSE_CONDITIONS.items()}
 
 

@@ -26,7 +26,7 @@ from scapy.layers.ppp import (
 
 from .events import Event, IpAssigned, NegotiationFailed
 from .framing import PROTO_IPCP
-from .negotiation import OptionNegotiator, Verdict
+from .negotiation import OptionNegotiator, OptionReview
 
 OPT_IP_COMPRESSION = 2
 OPT_IP_ADDRESS = 3
@@ -77,12 +77,12 @@ class IpcpNegotiator(OptionNegotiator):
         self.dns.pop(option[0], None)
         return None
 
-    def _review(self, option: bytes) -> tuple[Verdict, bytes | None]:
+    def _review(self, option: bytes) -> tuple[OptionReview, bytes | None]:
         # The server's own request should hold only its address. A 0.0.0.0 there would
         # ask us to assign one, which a client cannot do; VJ compression we do not run.
         if option[0] == OPT_IP_ADDRESS and _address(option) not in (None, UNSPECIFIED):
-            return Verdict.ACK, None
-        return Verdict.REJECT, None
+            return OptionReview.ACK, None
+        return OptionReview.REJECT, None
 
     def _accepted(self, options: list[bytes]) -> None:
         self.peer_address = None

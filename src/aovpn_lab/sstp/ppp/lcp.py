@@ -34,7 +34,7 @@ from scapy.packet import Raw
 
 from .events import Event, FrameDiscarded, LinkEstablished, NegotiationFailed, Output
 from .framing import PROTO_CHAP, PROTO_LCP, PROTO_PAP, ControlPacket, frame, protocol_name
-from .negotiation import Code, OptionNegotiator, State, Verdict
+from .negotiation import Code, OptionNegotiator, State, OptionReview
 
 OPT_MRU = 1
 OPT_ACCM = 2
@@ -122,23 +122,23 @@ class LcpNegotiator(OptionNegotiator):
 
     # -- the peer's request ----------------------------------------------------------
 
-    def _review(self, option: bytes) -> tuple[Verdict, bytes | None]:
+    def _review(self, option: bytes) -> tuple[OptionReview, bytes | None]:
         kind = option[0]
         if kind == OPT_AUTH:
             if option == AUTH_OPTIONS[self.auth]:
-                return Verdict.ACK, None
-            return Verdict.NAK, AUTH_OPTIONS[self.auth]
+                return OptionReview.ACK, None
+            return OptionReview.NAK, AUTH_OPTIONS[self.auth]
         if _ACCEPTED_LENGTHS.get(kind) != len(option):
             # Callback, MRRU, Endpoint-Discriminator, Quality-Protocol, anything unknown,
             # and known options with a malformed length.
-            return Verdict.REJECT, None
+            return OptionReview.REJECT, None
         if kind == OPT_MAGIC:
             value = PPP_LCP_Option(option).magic_number
             if value == self.magic or value == 0:
                 suggestion = PPP_LCP_Magic_Number_Option(
                     magic_number=self._new_magic(value, self.magic or 0))
-                return Verdict.NAK, bytes(suggestion)
-        return Verdict.ACK, None
+                return OptionReview.NAK, bytes(suggestion)
+        return OptionReview.ACK, None
 
     def _accepted(self, options: list[bytes]) -> None:
         self.peer_mru = None

@@ -1,7 +1,7 @@
 """RFC 1661 option negotiation, shared by LCP and IPCP, seen from the client.
 
 One :class:`OptionNegotiator` runs both halves of a control protocol: our
-Configure-Request until the peer acks it, and our verdict on each Configure-Request the
+Configure-Request until the peer acks it, and our answer to each Configure-Request the
 peer sends (Ack / Nak with a suggestion / Reject). Subclasses say only what is specific
 to their protocol through a handful of hooks. Options stay raw ``Type-Length-Data``
 bytes here so that a Configure-Ack echoes the peer's options byte for byte, as RFC 1661
@@ -44,7 +44,8 @@ class Code(IntEnum):
     DISCARD_REQUEST = 11
 
 
-class Verdict(Enum):
+class OptionReview(Enum):
+    """How we answer one option of the peer's Configure-Request (RFC 1661 5.2-5.4)."""
     ACK = "ack"
     NAK = "nak"
     REJECT = "reject"
@@ -92,9 +93,9 @@ class OptionNegotiator:
     def _our_options(self) -> list[bytes]:
         return []
 
-    def _review(self, option: bytes) -> tuple[Verdict, bytes | None]:
-        """Verdict on one peer option; NAK comes with the suggested option bytes."""
-        return Verdict.REJECT, None
+    def _review(self, option: bytes) -> tuple[OptionReview, bytes | None]:
+        """Our answer to one peer option; NAK comes with the suggested option bytes."""
+        return OptionReview.REJECT, None
 
     def _accepted(self, options: list[bytes]) -> None:
         """Called with the peer's options when we Configure-Ack them."""
@@ -240,10 +241,10 @@ class OptionNegotiator:
         rejects: list[bytes] = []
         naks: list[tuple[bytes, bytes]] = []
         for option in options:
-            verdict, suggestion = self._review(option)
-            if verdict is Verdict.REJECT:
+            review, suggestion = self._review(option)
+            if review is OptionReview.REJECT:
                 rejects.append(option)
-            elif verdict is Verdict.NAK:
+            elif review is OptionReview.NAK:
                 naks.append((option, suggestion or option))
         if naks and not rejects:
             self._naks_in_a_row += 1
