@@ -238,22 +238,10 @@ def probe_openconnect(server: str, port: int = 443, *, user: str, password: str,
                                elapsed_ms=0, servername=servername, user=user, netns=netns,
                                url=url, interface=interface, ping=ping)
     with tempfile.TemporaryDirectory(prefix="aovpn-oc-") as work:
-        script = write_script(work)
         status_file = os.path.join(work, "status")
-        argv = _ns_prefix(netns) + [
-            OPENCONNECT, "--protocol=anyconnect", "--non-inter", "--passwd-on-stdin",
-            "--user", user, "--script", str(script), "--interface", interface,
-        ]
-        if ca_file:
-            argv += ["--cafile", ca_file, "--no-system-trust"]
-        if servername and servername != server:
-            argv += ["--resolve", f"{servername}:{server}"]
-        if not dtls:
-            argv.append("--no-dtls")
-        argv.append(url)
+        argv = _ns_prefix(netns) + _openconnect_argv(result, str(write_script(work)), ca_file, dtls)
         env = dict(os.environ, **{STATUS_ENV: status_file})
         began = time.monotonic()
-        deadline = began + timeout
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, env=env, start_new_session=True,
@@ -263,38 +251,61 @@ def probe_openconnect(server: str, port: int = 443, *, user: str, password: str,
             return result
         reader = _Reader(proc.stdout, began, [password])
         reader.start()
-        timed_out = False
         try:
-            try:
-                proc.stdin.write(password.encode() + b"\n")
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
-            while True:
-                st = _status(status_file)
-                if st.get("reason") == "connect":
-                    result.connected = True
-                    result.tunnel_ms = int((time.monotonic() - began) * 1000)
-                    result.ip = st.get("ip", "")
-                    result.mtu = int(st["mtu"]) if st.get("mtu", "").isdigit() else None
-                    result.routes = st.get("routes", "").split()
-                    break
-                if proc.poll() is not None:
-                    break
-                if time.monotonic() >= deadline:
-                    timed_out = True
-                    break
-                time.sleep(0.02)
-            if result.connected and ping:
-                result.ping_ok, result.ping_ms = _ping(netns, ping, interface,
-                                                       max(deadline, time.monotonic() + 3.0))
+            timed_out = _run(proc, password, status_file, began, began + timeout, result)
         finally:
             result.exit_code, result.stopped = _stop(
                 proc, STOP_GRACE if result.connected else STOP_GRACE_UNCONNECTED)
             reader.join(timeout=2)
             proc.stdout.close()
         result.elapsed_ms = int((time.monotonic() - began) * 1000)
-    lines = reader.snapshot()
+    _read_output(reader.snapshot(), result, timed_out)
+    return result
+
+
+def _openconnect_argv(result: OpenconnectResult, script: str, ca_file: str | None, dtls: bool) -> list[str]:
+    argv = [OPENCONNECT, "--protocol=anyconnect", "--non-inter", "--passwd-on-stdin",
+            "--user", result.user, "--script", script, "--interface", result.interface]
+    if ca_file:
+        argv += ["--cafile", ca_file, "--no-system-trust"]
+    if result.servername and result.servername != result.server:
+        argv += ["--resolve", f"{result.servername}:{result.server}"]
+    if not dtls:
+        argv.append("--no-dtls")
+    return argv + [result.url]
+
+
+def _run(proc: subprocess.Popen, password: str, status_file: str, began: float, deadline: float,
+         result: OpenconnectResult) -> bool:
+    """Give openconnect the password, wait for the script to report the tunnel (or for
+    openconnect to exit, or the deadline), then ping through it; True when timed out."""
+    try:
+        proc.stdin.write(password.encode() + b"\n")
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    while True:
+        st = _status(status_file)
+        if st.get("reason") == "connect":
+            result.connected = True
+            result.tunnel_ms = int((time.monotonic() - began) * 1000)
+            result.ip = st.get("ip", "")
+            result.mtu = int(st["mtu"]) if st.get("mtu", "").isdigit() else None
+            result.routes = st.get("routes", "").split()
+            break
+        if proc.poll() is not None:
+            break
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.02)
+    if result.connected and result.ping:
+        result.ping_ok, result.ping_ms = _ping(result.netns, result.ping, result.interface,
+                                               max(deadline, time.monotonic() + 3.0))
+    return False
+
+
+def _read_output(lines: list[tuple[int, str]], result: OpenconnectResult, timed_out: bool) -> None:
+    """The log, the moments TCP and TLS came up, the ciphersuites and the cause."""
     result.log = [f"{ms:>6} ms  {text}" for ms, text in lines]
     output = "\n".join(text for _, text in lines)
     for ms, text in lines:
@@ -313,7 +324,6 @@ def probe_openconnect(server: str, port: int = 443, *, user: str, password: str,
     if result.cause == "cert-untrusted":
         result.cert_reason = result.detail
     result.phases = stages(result)
-    return result
 
 
 def _stop(proc: subprocess.Popen, grace: float) -> tuple[int | None, str]:
