@@ -72,8 +72,6 @@ class IkeProbeResult(probe_result.ProbeResult):
     proposal: str = ""
     child_proposal: str = ""
     virtual_ip: str = ""
-    ping: str | None = None
-    ping_ok: bool | None = None
     messages: list[ikemsg.IkeMessage] = field(default_factory=list)
     reachability: dict[str, Any] | None = None
     # The client's IKE SA as charon reports it (vici list-sas): NAT detected from the NAT-D
@@ -98,25 +96,21 @@ class IkeProbeResult(probe_result.ProbeResult):
     def title(self) -> str:
         return f"IKEv2 to {self.gateway} ({self.profile})"
 
+    def summary_rows(self) -> list[tuple[str, Any]]:
+        return [("IKE proposal", self.proposal), ("ESP proposal", self.child_proposal),
+                ("virtual IP", self.virtual_ip)]
+
     def summary_lines(self) -> list[str]:
-        lines = []
-        if self.proposal:
-            lines.append(f"  IKE proposal   {self.proposal}")
-        if self.child_proposal:
-            lines.append(f"  ESP proposal   {self.child_proposal}")
-        if self.virtual_ip:
-            lines.append(f"  virtual IP     {self.virtual_ip}")
+        lines = super().summary_lines()
         for m in self.messages:
             frag = f", {m.ike_fragments} IKE fragments" if m.ike_fragments else ""
             rt = f", {m.retransmits} retransmits" if m.retransmits else ""
             lines.append(f"  {m.direction:<8} {m.exchange} {m.kind} #{m.message_id}: {m.size} B in "
                          f"{m.packets} packet(s){frag}{rt}")
-        if self.ping:
-            lines.append(f"  ping {self.ping} through the tunnel: {'ok' if self.ping_ok else 'FAILED'}")
-        return lines
+        return lines + self.ping_line()
 
 
-def stages(result: IkeProbeResult, ping_ms: int | None = None) -> list[Phase]:
+def stages(result: IkeProbeResult) -> list[Phase]:
     """The phases an IKEv2 attempt reached, read from charon's log and SA. The exchanges
     carry no timings of their own (charon's log has none; ``elapsed_ms`` covers them all);
     the ping through the tunnel does.
@@ -136,7 +130,7 @@ def stages(result: IkeProbeResult, ping_ms: int | None = None) -> list[Phase]:
     if result.ike_sa:  # the first CHILD_SA comes with IKE_AUTH (RFC 7296 1.2)
         phases.append(Phase("child-sa", ok=result.child_sa))
     if result.ping:
-        phases.append(Phase("ping", result.elapsed_ms, ping_ms, result.ping_ok))
+        phases.append(Phase("ping", result.elapsed_ms, result.ping_ms, result.ping_ok))
     return phases
 
 
@@ -201,7 +195,6 @@ def _attempt(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *
         ok, logs, error = s.initiate(name, "tunnel", timeout)
         elapsed_ms = int((time.monotonic() - began) * 1000)
         lines = [e.get("msg", "") for e in logs]
-        ping_ms = None
         result = IkeProbeResult(connected=False, cause="no-response", elapsed_ms=elapsed_ms,
                                 gateway=target.gateway, profile=profile.name, messages=ikemsg.parse(lines), log=lines)
         try:
@@ -214,7 +207,7 @@ def _attempt(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *
                     result.ping = ping
                     pinged = time.monotonic()
                     result.ping_ok = ping_through(ping, netns)
-                    ping_ms = int((time.monotonic() - pinged) * 1000)
+                    result.ping_ms = int((time.monotonic() - pinged) * 1000)
                     if not result.ping_ok:
                         result.connected = False
                         result.cause = "no-response"
@@ -226,7 +219,7 @@ def _attempt(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *
         finally:
             s.terminate(name)
             s.unload_conn(name)
-    result.phases = stages(result, ping_ms)
+    result.phases = stages(result)
     return result
 
 

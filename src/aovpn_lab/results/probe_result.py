@@ -49,6 +49,10 @@ class ProbeResult:
     detail: str = field(default="", kw_only=True)
     phases: list[Phase] = field(default_factory=list, kw_only=True)
     log: list[str] = field(default_factory=list, kw_only=True)
+    # the data check: one address pinged through the tunnel (None: not asked for, or no tunnel)
+    ping: str | None = field(default=None, kw_only=True)
+    ping_ok: bool | None = field(default=None, kw_only=True)
+    ping_ms: int | None = field(default=None, kw_only=True)
 
     @property
     def outcome(self) -> str:
@@ -89,11 +93,23 @@ class ProbeResult:
             lines.append(f"  fix: {self.explanation.fix}")
         return "\n".join(lines)
 
+    label_width: ClassVar[int] = 14  # of the summary's row labels
+
     def title(self) -> str:
         return self.protocol
 
-    def summary_lines(self) -> list[str]:
+    def summary_rows(self) -> list[tuple[str, Any]]:
+        """(label, value) for the summary; a row without a value is left out."""
         return []
+
+    def summary_lines(self) -> list[str]:
+        return [f"  {label:<{self.label_width}} {value}" for label, value in self.summary_rows() if value]
+
+    def ping_line(self) -> list[str]:
+        if not self.ping or self.ping_ok is None:
+            return []
+        took = f" in {self.ping_ms} ms" if self.ping_ms is not None else ""
+        return [f"  ping {self.ping} through the tunnel: " + (f"ok{took}" if self.ping_ok else "FAILED")]
 
     def phase_lines(self) -> list[str]:
         lines = []

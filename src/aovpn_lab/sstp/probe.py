@@ -34,6 +34,7 @@ import os
 import ssl
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ..results import Phase, probe_result
 from .client import (
@@ -93,9 +94,6 @@ class SstpProbeResult(probe_result.ProbeResult):
     ip: str = ""
     peer_ip: str = ""
     dns: list[str] = field(default_factory=list)
-    ping: str | None = None
-    ping_ok: bool | None = None
-    ping_ms: int | None = None
     connect_to_ip_ms: int | None = None
     connect_to_ping_ms: int | None = None
     disconnect: str = ""
@@ -105,29 +103,21 @@ class SstpProbeResult(probe_result.ProbeResult):
     def title(self) -> str:
         return f"SSTP to {self.server}:{self.port}" + (f" (SNI {self.sni})" if self.sni else "")
 
+    def summary_rows(self) -> list[tuple[str, Any]]:
+        return [
+            ("TLS", self.tls_version and f"{self.tls_version} {self.tls_cipher}"),
+            ("certificate", self.cert_sha256 and f"{self.cert_subject or '?'} sha256 {self.cert_sha256}"),
+            ("HTTP", self.http_status is not None and f"{self.http_status}"
+             + (f" ({self.http_server})" if self.http_server else "")),
+            ("crypto binding", self.hash_protocol and self.hash_protocol
+             + (", CALL_CONNECTED sent" if self.crypto_binding_sent else "")),
+            ("PPP auth", self.auth_method and f"{self.auth_method} as {self.user}"),
+            ("tunnel IP", self.ip and self.ip + (f" (peer {self.peer_ip})" if self.peer_ip else "")),
+        ]
+
     def summary_lines(self) -> list[str]:
-        lines = []
-        if self.tls_version:
-            lines.append(f"  TLS            {self.tls_version} {self.tls_cipher}")
-        if self.cert_sha256:
-            lines.append(f"  certificate    {self.cert_subject or '?'} sha256 {self.cert_sha256}")
-        if self.http_status is not None:
-            lines.append(f"  HTTP           {self.http_status}"
-                         + (f" ({self.http_server})" if self.http_server else ""))
-        if self.hash_protocol:
-            lines.append(f"  crypto binding {self.hash_protocol}"
-                         + (", CALL_CONNECTED sent" if self.crypto_binding_sent else ""))
-        if self.auth_method:
-            lines.append(f"  PPP auth       {self.auth_method} as {self.user}")
-        if self.ip:
-            lines.append(f"  tunnel IP      {self.ip}" + (f" (peer {self.peer_ip})" if self.peer_ip else ""))
-        if self.ping and self.ping_ok is not None:
-            lines.append(f"  ping {self.ping} through the tunnel: "
-                         + (f"ok in {self.ping_ms} ms" if self.ping_ok else "FAILED"))
-        lines += self.phase_lines()
-        if self.disconnect:
-            lines.append(f"  disconnect     {self.disconnect}")
-        return lines
+        lines = super().summary_lines() + self.ping_line() + self.phase_lines()
+        return lines + ([f"  disconnect     {self.disconnect}"] if self.disconnect else [])
 
 
 class _Clock:

@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..results import Phase, causes, probe_result
 from .script import STATUS_ENV, write_script
@@ -73,9 +74,6 @@ class OpenconnectResult(probe_result.ProbeResult):
     ip: str = ""
     mtu: int | None = None
     routes: list[str] = field(default_factory=list)
-    ping: str | None = None
-    ping_ok: bool | None = None
-    ping_ms: int | None = None
     tcp_ms: int | None = None
     tls_ms: int | None = None
     tunnel_ms: int | None = None  # until the script configured the address
@@ -85,19 +83,18 @@ class OpenconnectResult(probe_result.ProbeResult):
     def title(self) -> str:
         return f"openconnect to {self.server}:{self.port}" + (f" (as {self.servername})" if self.servername else "")
 
+    label_width = 10
+
+    def summary_rows(self) -> list[tuple[str, Any]]:
+        return [
+            ("TLS", self.tls and self.tls + (f" at {self.tls_ms} ms" if self.tls_ms is not None else "")),
+            ("DTLS", self.dtls),
+            ("tunnel IP", self.ip and f"{self.ip} on {self.interface} (mtu {self.mtu}), routes "
+             f"{' '.join(self.routes) or '-'}, after {self.tunnel_ms} ms"),
+        ]
+
     def summary_lines(self) -> list[str]:
-        lines = []
-        if self.tls:
-            lines.append(f"  TLS        {self.tls}" + (f" at {self.tls_ms} ms" if self.tls_ms is not None else ""))
-        if self.dtls:
-            lines.append(f"  DTLS       {self.dtls}")
-        if self.ip:
-            lines.append(f"  tunnel IP  {self.ip} on {self.interface} (mtu {self.mtu}), routes "
-                         f"{' '.join(self.routes) or '-'}, after {self.tunnel_ms} ms")
-        if self.ping and self.ping_ok is not None:
-            lines.append(f"  ping {self.ping} through the tunnel: "
-                         + (f"ok in {self.ping_ms} ms" if self.ping_ok else "FAILED"))
-        return lines
+        return super().summary_lines() + self.ping_line()
 
 
 def stages(r: OpenconnectResult) -> list[Phase]:
