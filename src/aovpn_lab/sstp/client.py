@@ -47,6 +47,7 @@ from .ppp import (
     StopTimer,
 )
 from .ppp.events import Event as PppEvent
+from .ppp.events import Outputs
 
 # What a failed attempt is blamed on (profiles/causes.yml); the probe adds tcp-443-blocked,
 # tls-failed, cert-untrusted (below this layer) and timeout (the overall deadline).
@@ -127,19 +128,10 @@ Event = HttpAnswered | ConnectAcked | CallConnectedSent | EchoAnswered | Failed 
 
 
 @dataclass
-class ClientOutput:
-    data: list[bytes] = field(default_factory=list)
+class ClientOutput(Outputs):
+    data: list[bytes] = field(default_factory=list)  # SSTP packets for the TLS connection
     events: list = field(default_factory=list)
     timers: list[StartTimer | StopTimer] = field(default_factory=list)
-
-    def extend(self, other: ClientOutput) -> ClientOutput:
-        self.data.extend(other.data)
-        self.events.extend(other.events)
-        self.timers.extend(other.timers)
-        return self
-
-    def event(self, kind: type):
-        return next((e for e in self.events if isinstance(e, kind)), None)
 
 
 @dataclass(repr=False)

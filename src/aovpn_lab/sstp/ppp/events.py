@@ -12,7 +12,7 @@ one fires::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from ..binding import NULL_HLAK, hlak_from_mppe_keys
 from ..mppe import MppeKeys
@@ -105,18 +105,24 @@ Event = (
 )
 
 
+class Outputs:
+    """What a sans-IO machine returns: lists (bytes to send, ``events``, ``timers``) that
+    add up when one step calls another."""
+
+    events: list
+
+    def extend(self, other):
+        for f in fields(self):
+            getattr(self, f.name).extend(getattr(other, f.name))
+        return self
+
+    def event(self, kind: type):
+        """The first event of a type, handy in tests and drivers."""
+        return next((e for e in self.events if isinstance(e, kind)), None)
+
+
 @dataclass
-class Output:
+class Output(Outputs):
     frames: list[bytes] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     timers: list[StartTimer | StopTimer] = field(default_factory=list)
-
-    def extend(self, other: Output) -> Output:
-        self.frames.extend(other.frames)
-        self.events.extend(other.events)
-        self.timers.extend(other.timers)
-        return self
-
-    def event(self, kind: type) -> Event | None:
-        """The first event of a type, handy in tests and drivers."""
-        return next((e for e in self.events if isinstance(e, kind)), None)
