@@ -11,7 +11,8 @@ from aovpn_lab import fallback
 from aovpn_lab.fallback import VpnStrategy, predict, protocol_order, run_strategy
 from aovpn_lab.ike.messages import IkeMessage
 from aovpn_lab.ike.probe import IkeProbeResult
-from aovpn_lab.sstp.probe import PhaseTiming, SstpProbeResult
+from aovpn_lab.results import Phase
+from aovpn_lab.sstp.probe import SstpProbeResult
 
 GW = "203.0.113.10"
 
@@ -39,7 +40,7 @@ def ike(cause="none", elapsed=16, answered=None):
 def sstp(cause="none", elapsed=1310):
     ok = cause == "none"
     return SstpProbeResult(ok, cause, GW, 443, elapsed, "mschapv2", tls_version="TLSv1.3" if ok else "",
-                           phases=[PhaseTiming("tcp", 0, 1, True)] + ([PhaseTiming("tls", 1, 20, True)] if ok else []),
+                           phases=[Phase("tcp", 0, 1, True)] + ([Phase("tls", 1, 20, True)] if ok else []),
                            failed_phase="" if ok else "tcp")
 
 

@@ -68,8 +68,6 @@ PING_INTERVAL = 1.0
 PING_TRIES = 3
 DISCONNECT_GRACE = 2.0  # after a failure or success, time left for a polite goodbye
 
-PhaseTiming = Phase  # the name this module has always given a phase
-
 
 @dataclass
 class SstpProbeResult(probe_result.ProbeResult):
