@@ -11,9 +11,10 @@ from itertools import product
 import pytest
 import yaml
 
-from aovpn_lab import fallback, paths, variants
+from aovpn_lab import fallback, paths, requirements, variants
 from aovpn_lab.conditions.model import Condition
-from aovpn_lab.expectations import GatewayFacts, predict_ikev2, require_ikev2
+from aovpn_lab.errors import AovpnError
+from aovpn_lab.expectations import VOCABULARY, GatewayFacts, expect, load, predict_ikev2, require_ikev2
 from aovpn_lab.ike import profiles
 from aovpn_lab.verdict import Expectation
 
@@ -74,3 +75,48 @@ def test_the_strategy_model_gives_the_recorded_answers():
         if got != want:
             wrong.append(((strategy, plist, ike, sstp, mode, answered), got, want))
     assert len(r["strategy"]) > 300 and not wrong, wrong[:3]
+
+
+@pytest.mark.parametrize("section", ["sstp", "tlsvpn", "path"])
+def test_the_other_sections_give_the_recorded_expectations(section):
+    for condition, i in recorded()[section].items():
+        assert expect(section, condition, condition=condition) == as_expectation(i), condition
+
+
+def test_the_fallback_cell_gives_the_recorded_expectation():
+    for key, i in recorded()["fallback_cell"].items():
+        predicted, cause = key.split()
+        facts = {"no-fallback"} if predicted == "ikev2-failed-no-fallback" else set()
+        facts |= {cause} & set(VOCABULARY["fallback"].facts)
+        got = expect("fallback", None, facts, predicted=predicted, finding=f"<finding of {predicted}>")
+        assert got == as_expectation(i), key
+
+
+def test_every_row_names_a_known_requirement_and_every_section_ends_with_a_default():
+    sections = load()
+    assert set(sections) == set(VOCABULARY)
+    for s in sections.values():
+        assert all(r.requirement in requirements.catalogue() for r in s.rules + s.when_connected)
+        assert not s.rules[-1].terms
+
+
+@pytest.mark.parametrize("row, message", [
+    ("{condition: block-udp-501, outcome: x, requirement: AOVPN-IKE-PORT-001, reason: r}",
+     "sstp.rules[0].condition: unknown term 'block-udp-501'"),
+    ("{facts: sunny, outcome: x, requirement: AOVPN-IKE-PORT-001, reason: r}", "sstp.rules[0].facts: unknown term 'sunny'"),
+    ("{outcome: x, requirement: AOVPN-NOPE-001, reason: r}", "sstp.rules[0].requirement: AOVPN-NOPE-001 is not in"),
+    ("{outcome: x, requirement: AOVPN-IKE-PORT-001, reason: '{weather}'}", "sstp.rules[0].reason: unknown value {weather}"),
+    ("{outcome: x, requirement: AOVPN-IKE-PORT-001}", "sstp.rules[0].reason: missing"),
+    ("{outcome: x, requirement: AOVPN-IKE-PORT-001, reason: r, colour: red}", "sstp.rules[0]: unknown column colour"),
+    ("{condition: nat, outcome: x, requirement: AOVPN-IKE-PORT-001, reason: r}", "sstp.rules: the last row must match"),
+])
+def test_a_bad_row_is_named_in_one_line_with_its_fix(tmp_path, row, message):
+    text = (paths.PROFILES / "expectations.yml").read_text()
+    bad = tmp_path / "expectations.yml"
+    start = text.index("\nsstp:\n")
+    end = text.index("\n# The SSTP crypto binding")
+    bad.write_text(text[:start] + f"\nsstp:\n  rules:\n    - {row}\n" + text[end:])
+    with pytest.raises(AovpnError) as err:
+        load(bad)
+    assert message in str(err.value) and str(bad) in str(err.value) and "(fix: " in str(err.value)
+    assert "\n" not in str(err.value)
