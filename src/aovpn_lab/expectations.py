@@ -68,16 +68,16 @@ VOCABULARY: dict[str, Vocabulary] = {
         values=("profile", "proposals", "policy", "path_mtu", "message", "size", "request", "response",
                 "fragment_size", "reason")),
     "sstp": Vocabulary(values=("condition",)),
-    "sstp-binding": Vocabulary(facts=("server-expects-another-certificate",)),
-    "tls-posture": Vocabulary(),
+    "sstp_binding": Vocabulary(facts=("server-expects-another-certificate",)),
+    "tls_posture": Vocabulary(),
     "tlsvpn": Vocabulary(values=("condition",)),
     "path": Vocabulary(values=("condition",)),
     "fallback": Vocabulary(facts=("no-fallback",   # the strategy model predicts no fallback after IKEv2 failed
                                   # the IKEv2 attempt's cause
                                   "udp-4500-blocked", "ip-fragments-dropped", "ike-fragments-dropped"),
                            values=("predicted", "finding")),
-    "ike-policy": Vocabulary(),
-    "esp-policy": Vocabulary(),
+    "ike_policy": Vocabulary(),
+    "esp_policy": Vocabulary(),
     "certificate": Vocabulary(facts=("needs-fragmentation", "gateway-rfc7383"), values=("identity", "count")),
 }
 CONDITION_TERMS = tuple(KINDS) + ("alone",)   # `alone`: no other condition combined with it
@@ -179,14 +179,14 @@ def load(path: Path = RULES_FILE) -> dict[str, Section]:
         body = body or {}
         texts = {k: " ".join(str(v).split()) for k, v in (body.get("texts") or {}).items()}
         lists = {}
-        for key in ("rules", "when-connected"):
+        for key in ("rules", "when_connected"):
             rows = body.get(key) or []
             lists[key] = tuple(_rule(row, section, VOCABULARY[section], texts, f"{name}: {section}.{key}[{i}]")
                                for i, row in enumerate(rows))
         if not lists["rules"] or lists["rules"][-1].terms:
             raise AovpnError(f"{name}: {section}.rules: the last row must match anything",
                              hint="end the rules with a default row (no condition, no facts)")
-        out[section] = Section(section, lists["rules"], lists["when-connected"], texts)
+        out[section] = Section(section, lists["rules"], lists["when_connected"], texts)
     return out
 
 
@@ -214,6 +214,15 @@ def expect(section: str, condition: Condition | str | None = None, facts: Iterab
     result = table()[section].first(_truth(condition, facts, section), values)
     assert result is not None   # load() ends every section with a default row
     return result
+
+
+def expect_fallback(predicted: str, ike_cause: str, finding: str) -> Expectation:
+    """A fallback cell's expectation: the strategy model's prediction, its finding, and
+    where a Windows client does not fall back, a fix for what loses IKE_AUTH."""
+    facts = {ike_cause} & set(VOCABULARY["fallback"].facts)
+    if predicted == "ikev2-failed-no-fallback":
+        facts.add("no-fallback")
+    return expect("fallback", None, facts, predicted=predicted, finding=finding)
 
 
 # -- IKEv2: the gateway's facts ------------------------------------------------------

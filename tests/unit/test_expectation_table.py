@@ -9,12 +9,11 @@ from functools import lru_cache
 from itertools import product
 
 import pytest
-import yaml
 
-from aovpn_lab import fallback, paths, requirements, variants
+from aovpn_lab import fallback, matrix, paths, requirements, variants
 from aovpn_lab.conditions.model import Condition
 from aovpn_lab.errors import AovpnError
-from aovpn_lab.expectations import VOCABULARY, GatewayFacts, expect, load, predict_ikev2, require_ikev2
+from aovpn_lab.expectations import VOCABULARY, GatewayFacts, expect, expect_fallback, load, predict_ikev2, require_ikev2
 from aovpn_lab.ike import profiles
 from aovpn_lab.verdict import Expectation
 
@@ -55,8 +54,8 @@ def test_the_reason_model_gives_the_recorded_answers(facts_name, facts):
 
 def test_the_recording_covers_every_profile_condition_and_variant_the_matrices_use():
     r = recorded()
-    matrix = yaml.safe_load((paths.PROFILES / "matrix.yml").read_text())
-    used = {c for block in matrix["ikev2"] for c in block["conditions"]}
+    m = matrix.get()
+    used = {c.condition for c in m.ikev2} | set(m.sstp) | set(m.tlsvpn) | set(m.path) | {c for c, _ in m.fallback.cells}
     assert used <= set(r["conditions"])
     assert {name for name, _ in r["profiles"]} == set(profiles.load()[0])
     assert {f"lab {v} {auth}" for v in variants.catalogue() for auth in ("pubkey", "eap-tls")} <= set(r["facts"])
@@ -86,10 +85,7 @@ def test_the_other_sections_give_the_recorded_expectations(section):
 def test_the_fallback_cell_gives_the_recorded_expectation():
     for key, i in recorded()["fallback_cell"].items():
         predicted, cause = key.split()
-        facts = {"no-fallback"} if predicted == "ikev2-failed-no-fallback" else set()
-        facts |= {cause} & set(VOCABULARY["fallback"].facts)
-        got = expect("fallback", None, facts, predicted=predicted, finding=f"<finding of {predicted}>")
-        assert got == as_expectation(i), key
+        assert expect_fallback(predicted, cause, f"<finding of {predicted}>") == as_expectation(i), key
 
 
 def test_every_row_names_a_known_requirement_and_every_section_ends_with_a_default():
