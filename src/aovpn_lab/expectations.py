@@ -140,9 +140,10 @@ def _terms(text: Any, known: Iterable[str], where: str, column: str) -> tuple[Te
     return tuple(terms)
 
 
-def _rule(row: Any, section: str, vocabulary: Vocabulary, texts: Mapping[str, str], where: str) -> Rule:
+def _rule(row: Any, vocabulary: Vocabulary, texts: Mapping[str, str], where: str) -> Rule:
     if not isinstance(row, dict):
-        raise AovpnError(f"{where}: expected a row {{condition, facts, outcome, requirement, reason, fix}}")
+        raise AovpnError(f"{where}: expected a row", hint="write {condition, facts, outcome, requirement, "
+                                                          "reason, fix} (flow style, one row per expectation)")
     unknown = sorted(set(row) - set(COLUMNS))
     if unknown:
         raise AovpnError(f"{where}: unknown column {unknown[0]}", hint=f"columns are {', '.join(COLUMNS)}")
@@ -168,7 +169,7 @@ def _rule(row: Any, section: str, vocabulary: Vocabulary, texts: Mapping[str, st
 def load(path: Path = RULES_FILE) -> dict[str, Section]:
     """The rule table, validated: every error names the file, the row and the fix."""
     data = yaml.safe_load(Path(path).read_text()) or {}
-    name = path.name if path == RULES_FILE else str(path)
+    name = str(path)
     missing = sorted(set(VOCABULARY) - set(data))
     if missing:
         raise AovpnError(f"{name}: section {missing[0]}: missing", hint="add its rules (see the file's header)")
@@ -181,7 +182,7 @@ def load(path: Path = RULES_FILE) -> dict[str, Section]:
         lists = {}
         for key in ("rules", "when_connected"):
             rows = body.get(key) or []
-            lists[key] = tuple(_rule(row, section, VOCABULARY[section], texts, f"{name}: {section}.{key}[{i}]")
+            lists[key] = tuple(_rule(row, VOCABULARY[section], texts, f"{name}: {section}.{key}[{i}]")
                                for i, row in enumerate(rows))
         if not lists["rules"] or lists["rules"][-1].terms:
             raise AovpnError(f"{name}: {section}.rules: the last row must match anything",

@@ -138,7 +138,7 @@ def _fallback(r: _Reader, body: Any) -> FallbackMatrix:
 
 
 def load(path: Path = MATRIX_FILE) -> Matrix:
-    r = _Reader(path.name if path == MATRIX_FILE else str(path))
+    r = _Reader(str(path))
     data = r.mapping(yaml.safe_load(Path(path).read_text()), "(top level)")
     sections = tuple(Matrix.__dataclass_fields__)
     missing = [k for k in sections if k not in data]
