@@ -1,4 +1,5 @@
-"""The Windows client's protocol strategy (rasphone.pbk VpnStrategy) as data, and
+"""The Windows client's protocol strategy (rasphone.pbk VpnStrategy) as data
+(profiles/fallback.yml: each strategy's order, each IKEv2 failure's stage and error), and
 `run_strategy`, which runs REAL connection attempts in the order a strategy says and
 falls back the way a Windows Always On VPN client does.
 
@@ -41,7 +42,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+from . import paths
+from .errors import AovpnError
 
 PROTOCOLS = ("ikev2", "sstp")
 LABEL = {"ikev2": "IKEv2", "sstp": "SSTP"}
@@ -81,54 +88,49 @@ class VpnStrategy(IntEnum):
                              f"of {', '.join(f'{m.value} {m.name}' for m in cls)}") from None
 
 
+STRATEGY_FILE = paths.PROFILES / "fallback.yml"
+
+
 @dataclass(frozen=True)
 class StrategyInfo:
     order: tuple[str, ...]   # protocols in the order the client tries them ((): from protocol_list)
     note: str
 
 
-# The model as data. PPTP/L2TP members of Windows' orders are left out: this project tests
-# IKEv2 and SSTP, and a gateway for Always On VPN offers nothing else.
-STRATEGIES: dict[VpnStrategy, StrategyInfo] = {
-    VpnStrategy.Default: StrategyInfo(
-        ("sstp", "ikev2"), "Windows tries a series of protocols; an Always On VPN profile with "
-        "NativeProtocolType=Automatic tries SSTP first (docs/domain.md)"),
-    VpnStrategy.SstpOnly: StrategyInfo(("sstp",), "SSTP only"),
-    VpnStrategy.SstpFirst: StrategyInfo(("sstp", "ikev2"), "SSTP first, then IKEv2"),
-    VpnStrategy.Ikev2Only: StrategyInfo(("ikev2",), "IKEv2 only: no fallback"),
-    VpnStrategy.Ikev2First: StrategyInfo(
-        ("ikev2", "sstp"), "IKEv2 first, then the others; sources disagree whether 8 or 14 is 'IKEv2 with SSTP "
-        "fallback', both are accepted (docs/domain.md)"),
-    VpnStrategy.Ikev2Sstp: StrategyInfo(("ikev2", "sstp"), "IKEv2 is attempted followed only by SSTP"),
-    VpnStrategy.ProtocolList: StrategyInfo((), "Windows 11: the profile's ProtocolList, in its order"),
-}
+def _load(path: Path = STRATEGY_FILE) -> tuple[dict[VpnStrategy, StrategyInfo], dict[str, dict[str, Any]]]:
+    """The strategies and the IKEv2 failure causes, validated: errors name the file, the key and the fix."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    strategies: dict[VpnStrategy, StrategyInfo] = {}
+    for name, s in (data.get("strategies") or {}).items():
+        if name not in VpnStrategy.__members__:
+            raise AovpnError(f"{path}: strategies.{name}: not a VpnStrategy",
+                             hint=f"use one of {', '.join(VpnStrategy.__members__)}")
+        order = tuple((s or {}).get("order") or ())
+        if any(p not in PROTOCOLS for p in order) or len(set(order)) != len(order):
+            raise AovpnError(f"{path}: strategies.{name}.order: {list(order)}",
+                             hint=f"each of {', '.join(PROTOCOLS)} at most once")
+        strategies[VpnStrategy[name]] = StrategyInfo(order, str((s or {}).get("note") or ""))
+    missing = [m.name for m in VpnStrategy if m not in strategies]
+    if missing:
+        raise AovpnError(f"{path}: strategies.{missing[0]}: missing", hint="describe every VpnStrategy")
+    failures: dict[str, dict[str, Any]] = {}
+    for i, f in enumerate(data.get("ikev2_failures") or []):
+        if not isinstance(f, dict) or not f.get("cause") or f.get("stage") not in (INITIAL, PARTIAL, None) \
+                or not isinstance(f.get("windows_error", 0), int):
+            raise AovpnError(f"{path}: ikev2_failures[{i}]: expected {{cause, stage, windows_error, text}}",
+                             hint=f"stage is {INITIAL}, {PARTIAL} or left out; windows_error a number or left out")
+        failures[str(f["cause"])] = f
+    return strategies, failures
+
+
+STRATEGIES, _FAILURES = _load()
 
 # What a failed IKEv2 attempt's cause means for fallback (cause -> stage). `no-response`
 # is decided from the messages (was IKE_SA_INIT answered?).
-IKEV2_STAGE: dict[str, str] = {
-    "udp-500-blocked": INITIAL,
-    "no-proposal-chosen": INITIAL,
-    "udp-4500-blocked": PARTIAL,
-    "ip-fragments-dropped": PARTIAL,
-    "ike-fragments-dropped": PARTIAL,
-    "auth-failed": PARTIAL,
-}
-
-IKEV2_FAILURE_TEXT: dict[str, str] = {
-    "udp-500-blocked": "no answer to IKE_SA_INIT: UDP 500 is blocked",
-    "no-proposal-chosen": "IKE_SA_INIT refused with NO_PROPOSAL_CHOSEN: no IKE SA",
-    "udp-4500-blocked": "IKE_AUTH lost: UDP 4500 (NAT-T) is blocked",
-    "ip-fragments-dropped": "IKE_AUTH lost to fragmentation: it is IP-fragmented and the network drops fragments",
-    "ike-fragments-dropped": "IKE_AUTH lost: its RFC 7383 fragments do not get through",
-    "auth-failed": "IKE_AUTH refused: authentication failed",
-}
-
-# The error a Windows client shows for an IKEv2 failure (docs/domain.md, "Windows client errors"); None: not
-# stated there.
-WINDOWS_ERROR: dict[str, int] = {
-    "udp-500-blocked": 809, "udp-4500-blocked": 809, "ip-fragments-dropped": 809, "ike-fragments-dropped": 809,
-    "no-response": 809, "no-proposal-chosen": 13868,
-}
+IKEV2_STAGE: dict[str, str] = {c: f["stage"] for c, f in _FAILURES.items() if f.get("stage")}
+IKEV2_FAILURE_TEXT: dict[str, str] = {c: f["text"] for c, f in _FAILURES.items() if f.get("text")}
+# The error a Windows client shows for an IKEv2 failure; absent: not stated in docs/domain.md.
+WINDOWS_ERROR: dict[str, int] = {c: f["windows_error"] for c, f in _FAILURES.items() if f.get("windows_error")}
 
 
 def protocol_order(strategy: int | str | VpnStrategy, protocol_list: Sequence[str] | None = None

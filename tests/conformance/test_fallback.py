@@ -8,7 +8,8 @@ and - beside the Windows-like client - what a client that falls back on any IKEv
 would do. Which cells exist is decided from data: a condition is a cell only where the
 reason model predicts an IKEv2 failure for this gateway (drop-ip-fragments only where
 IKE_AUTH is too big and RFC 7383 is off, e.g. `--variant rras-defaults`; block-udp-4500
-gives the same partial failure on any gateway).
+gives the same partial failure on any gateway). The cells are profiles/matrix.yml's
+(section fallback), their reasons and fixes profiles/expectations.yml's.
 
 The evidence tells its parts apart: `observed:` is what the real attempts did on the wire
 (causes, sizes, retransmits, the SSTP session, the edge's counters); `modelled:` is the
@@ -20,29 +21,22 @@ from dataclasses import dataclass
 
 import pytest
 
+from aovpn_lab import matrix
 from aovpn_lab.conditions.model import Condition
-from aovpn_lab.expectations import predict_ikev2
-from aovpn_lab.fallback import LABEL, STRATEGIES, VpnStrategy, predict, run_strategy
+from aovpn_lab.expectations import expect_fallback, predict_ikev2
+from aovpn_lab.fallback import LABEL, STRATEGIES, predict, run_strategy
 from aovpn_lab.ike import probe, profiles
 from aovpn_lab.pytest_plugin import target_of
-from aovpn_lab.verdict import Expectation, Verdict
+from aovpn_lab.verdict import Verdict
 
-REQUIREMENT = "AOVPN-FALLBACK-001"
-STRATEGY = VpnStrategy.Ikev2Sstp
+MATRIX = matrix.get().fallback
+STRATEGY = MATRIX.strategy
 PROFILE = profiles.get()   # the default modern Windows-like client profile
 # (condition, fallback rule); a cell only where IKEv2 is predicted to fail on this gateway
-CASES = [("block-udp-500", "initial-failure"), ("block-udp-4500", "initial-failure"),
-         ("drop-ip-fragments", "initial-failure"), ("block-udp-4500", "any-failure"),
-         ("drop-ip-fragments", "any-failure")]
-CLIENT = {"initial-failure": "windows", "any-failure": "any-failure-client"}
-CLIENT_TEXT = {"initial-failure": "Windows-like: falls back to SSTP only when IKEv2 fails initially (docs/domain.md)",
-               "any-failure": "falls back to SSTP on any IKEv2 failure (e.g. an IKE_AUTH timeout)"}
-VERB = {"connected-over-sstp": "falls-back-to-sstp", "ikev2-failed-no-fallback": "does-not-fall-back",
-        "connected-over-ikev2": "connects-over-ikev2", "all-failed": "connects-nowhere"}
-FIX = {"udp-4500-blocked": "allow UDP 4500 outbound",
-       "ip-fragments-dropped": "enable IKEv2 fragmentation (RFC 7383) on gateway and client (RRAS: Ikev2\\"
-                               "EnableServerFragmentation=1) or use smaller certificates (ECDSA, shorter chain)",
-       "ike-fragments-dropped": "lower the IKE fragment size below the path MTU"}
+CASES = MATRIX.cells
+CLIENT = {mode: name for mode, (name, _) in MATRIX.clients.items()}
+CLIENT_TEXT = {mode: text for mode, (_, text) in MATRIX.clients.items()}
+VERB = MATRIX.outcomes
 
 
 @dataclass(frozen=True)
@@ -154,14 +148,7 @@ def test_fallback(fallback_cell, target, edge, client_vici, half_open_ledger, ce
     if ike_r.reachability:
         evidence["observed: differential test"] = ike_r.reachability
 
-    if case.expected == "ikev2-failed-no-fallback":
-        reason = ('the documented Windows behaviour (docs/domain.md, "Why deployments break": fallback IKEv2 -> '
-                  f"SSTP only when IKEv2 fails initially): {outcome.finding}")
-        fix = (f"keep IKE_AUTH alive on such networks ({FIX.get(ike_a.cause, 'find where IKE_AUTH is lost')}); "
-               "where the network cannot change, prefer SSTP for the user tunnel (VpnStrategy 6 SstpFirst)")
-    else:
-        reason, fix = outcome.finding, ""
-    expected = Expectation(case.expected, REQUIREMENT, reason, fix)
+    expected = expect_fallback(case.expected, ike_a.cause, outcome.finding)
     cell.conclude(Verdict.compare(expected, outcome.observed, evidence, detail=ike_a.detail))
 
     # What really happened: IKEv2 failed with the cause the reason model predicts ...

@@ -1,28 +1,25 @@
 """IKEv2 conformance: for each client profile and network condition, does the client get
 a working tunnel to each gateway, and if not, is the cause the one the reason model
-predicts? The matrix is data (profiles/matrix.yml); so are profiles and conditions.
+predicts? The matrix is data (profiles/matrix.yml); so are profiles, conditions and the
+reason model (profiles/expectations.yml).
 """
 from __future__ import annotations
 
 import contextlib
 
 import pytest
-import yaml
 
-from aovpn_lab import paths
+from aovpn_lab import matrix
 from aovpn_lab.conditions.model import Condition
 from aovpn_lab.certs.sizemodel import ip_fragments_needed
 from aovpn_lab.corroboration import corroborate, nat_observed
 from aovpn_lab.expectations import NOT_APPLICABLE, predict_ikev2, require_ikev2
-from aovpn_lab.ike import probe, profiles
+from aovpn_lab.ike import probe
 from aovpn_lab.pytest_plugin import target_of
 from aovpn_lab.verdict import Verdict
 
-MATRIX = yaml.safe_load((paths.PROFILES / "matrix.yml").read_text())["ikev2"]
 # (auth, client profile with its RFC 7383 setting, condition) for every block of the matrix
-CELLS = [(block["auth"], profiles.get(p).with_fragmentation(f), c)
-         for block in MATRIX for c in block["conditions"] for p in block["profiles"]
-         for f in block.get("client_fragmentation", [True])]
+CELLS = [(c.auth, c.profile, c.condition) for c in matrix.get().ikev2]
 AUTH_LABEL = {"pubkey": "", "eap-tls": "-user-eap-tls"}
 
 

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import pytest
 
+from aovpn_lab import matrix
 from aovpn_lab.conditions.model import Condition
+from aovpn_lab.expectations import expect
 from aovpn_lab.pytest_plugin import target_of
-from aovpn_lab.verdict import Expectation, Verdict
+from aovpn_lab.verdict import Verdict
 
-# condition -> the failing findings a correct scan reports (requirement AOVPN-IKE-PORT-001)
-CONDITIONS = {
-    "open": set(),
-    "drop-ip-fragments": {"ip-fragments-dropped"},
-    "block-udp-500": {"udp-500-blocked"},
-    "block-udp-4500": {"udp-4500-blocked"},
-}
+# the failing findings a correct scan reports under each: profiles/expectations.yml, section path
+CONDITIONS = matrix.get().path
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -37,9 +34,7 @@ def test_path_scan_names_the_rules_the_network_enforces(path_cell, target, edge,
     report = scan_path(target.client.netns, gateway.address, far_end_netns=gateway.netns,
                        far_end_interface=gateway.outside_interface, timeout=0.5)
     needed_failures = {f.code for f in report.findings if f.severity == "fail"}
-    wanted = CONDITIONS[condition_text]
-    expected = Expectation(", ".join(sorted(wanted)) or "all needed paths open", "AOVPN-IKE-PORT-001",
-                           f"the edge applies '{condition_text}'")
+    expected = expect("path", condition_text, condition=condition_text)
     observed = ", ".join(sorted(needed_failures)) or "all needed paths open"
     evidence = {
         "condition": condition_text,

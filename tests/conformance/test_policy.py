@@ -6,8 +6,9 @@ import pytest
 import yaml
 
 from aovpn_lab import paths
+from aovpn_lab.expectations import expect
 from aovpn_lab.pytest_plugin import target_of
-from aovpn_lab.verdict import Expectation, Verdict
+from aovpn_lab.verdict import Verdict
 
 _CANDIDATE_FILE = yaml.safe_load((paths.PROFILES / "crypto-candidates.yml").read_text())
 CANDIDATES = _CANDIDATE_FILE["candidates"]
@@ -37,10 +38,7 @@ def test_gateway_refuses_weak_ike_proposals(gateway_name, target, edge, cell):
     unanswered = [r["proposal"] for r in results if r["accepted"] is None]
     observed = ("accepts " + ", ".join(accepted_weak)) if accepted_weak else \
         ("no answer" if len(unanswered) == len(results) else "refuses every weak proposal")
-    expected = Expectation("refuses every weak proposal", "AOVPN-IKE-CRYPTO-001",
-                           "3DES, SHA-1 and DH group 1/2 are below the Always On VPN minimum (AES128, SHA256, DH14)",
-                           fix="set a custom IKE policy on the gateway (RRAS: Set-VpnServerConfiguration "
-                               "-CustomPolicy AES128/SHA256128/Group14/PFS2048 or the GCM set)")
+    expected = expect("ike_policy")
     evidence = {
         "accepted": [r["proposal"] + (f" (wants DH {r['requested_group_name']})" if r["requested_group_name"] else "")
                      for r in results if r["accepted"]],
@@ -81,10 +79,7 @@ def test_gateway_refuses_weak_esp_proposals(gateway_name, target, edge, ike_vici
                      "IKE SA": r.ike_sa, "CHILD SA": r.child_sa, "cause": r.cause, "elapsed_ms": r.elapsed_ms})
     weak_accepted = [r["proposal"] for r in rows if r["weak"] and r["answer"] == "accepted"]
     weak_unknown = [r["proposal"] for r in rows if r["weak"] and r["answer"] == "unknown"]
-    expected = Expectation("refuses every weak ESP proposal", "AOVPN-ESP-CRYPTO-001",
-                           "3DES and SHA-1 integrity are below the Always On VPN floor for ESP as for IKE",
-                           fix="restrict the gateway's ESP policy too (RRAS: -CustomPolicy CipherTransformConstants "
-                               "AES128 or GCMAES128, AuthenticationTransformConstants SHA256128 or GCMAES128)")
+    expected = expect("esp_policy")
     evidence = {"ESP proposals, one per connection": rows}
     if weak_unknown and not weak_accepted:
         cell.conclude(Verdict.inconclusive(expected, "no answer", (
@@ -108,13 +103,9 @@ def test_gateway_certificate_meets_the_requirements(gateway_name, target, cell):
     warns = sorted(f.code for f in report.findings if f.severity == "warn")
     observed = ("fails " + ", ".join(fails)) if fails else "meets the requirements"
     needs_frag = "ike-fragmentation-needed" in warns
-    reason = f"certificate {gw.identity}: {len(report.certs)} certificates"
-    if needs_frag:
-        reason += (f"; the predicted IKE_AUTH needs IP fragmentation, so RFC 7383 must be on (it is "
-                   f"{'on' if gw.fragmentation else 'OFF'})")
-    expected = Expectation("meets the requirements", "AOVPN-CERT-001", reason,
-                           fix="reissue the certificate with SAN = the name clients dial and the Server "
-                               "Authentication (+ IP security IKE intermediate) EKU")
+    facts = {f for f, holds in (("needs-fragmentation", needs_frag), ("gateway-rfc7383", bool(gw.fragmentation)))
+             if holds}
+    expected = expect("certificate", None, facts, identity=gw.identity, count=len(report.certs))
     evidence = {"findings": [f"{f.severity}: {f.code}: {f.message}" for f in report.findings],
                 "chain": to_json(report)}
     cell.conclude(Verdict.compare(expected, observed, evidence))

@@ -5,24 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from aovpn_lab import matrix
 from aovpn_lab.conditions.model import OPEN, Condition
 from aovpn_lab.corroboration import corroborate
+from aovpn_lab.expectations import expect
 from aovpn_lab.ike.craft_netns import tcp_open
 from aovpn_lab.pytest_plugin import target_of
-from aovpn_lab.verdict import Expectation, Verdict
+from aovpn_lab.verdict import Verdict
 
-CONDITIONS = ["open", "nat", "drop-ip-fragments", "mtu:1280", "mtu:1200", "block-udp-500", "block-udp-4500",
-              "block-tcp-443"]
-
-
-def expectation(condition: str) -> Expectation:
-    if condition == "block-tcp-443":
-        return Expectation("tcp-443-blocked", "AOVPN-SSTP-CONN-001",
-                           "the network drops TCP 443, so neither SSTP nor any other TLS VPN can connect",
-                           fix="allow TCP 443 outbound (the one port SSTP needs)")
-    return Expectation("connected", "AOVPN-SSTP-CONN-001",
-                       f"SSTP needs only TCP 443, which '{condition}' leaves alone; TCP segments are sized "
-                       "by MSS, so neither fragment filters nor a smaller MTU touch it")
+CONDITIONS = matrix.get().sstp   # their expectations: profiles/expectations.yml, section sstp
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -36,7 +27,7 @@ def test_sstp_connection_matches_expectation(sstp_cell, target, edge, cell):
     from aovpn_lab.sstp.probe import probe_sstp
     condition, gateway_name = sstp_cell
     gw = next(g for g in target.sstp_gateways if g.name == gateway_name)
-    expected = expectation(condition)
+    expected = expect("sstp", condition, condition=condition)
     if expected.outcome == "tcp-443-blocked":
         # A path that drops TCP 443 looks exactly like a server that is down: first show that
         # this server accepts TCP on an open path, or the cell cannot say anything.
@@ -82,11 +73,8 @@ def test_sstp_connection_matches_expectation(sstp_cell, target, edge, cell):
 # the gateway's namespace, with the gateway's certificate, on VERIFIER_PORT.
 VERIFIER_PORT = 8443   # admitted by the lab gateway's firewall (playbooks/roles/strongswan)
 VERIFIER_ADDRESS = "198.19.4.1"   # its end of the PPP link; answers ping inside the tunnel
-BINDING_CASES = {
-    # what the server believes the client saw -> what the client must observe
-    "with-the-servers-own-certificate": ("gateway", "connected"),
-    "behind-a-tls-offloading-balancer-with-another-certificate": ("ca", "crypto-binding-rejected"),
-}
+# case -> the certificate whose hash the server expects (matrix.yml, sstp_binding)
+BINDING_CASES = matrix.get().sstp_binding
 
 
 @pytest.mark.parametrize("case", list(BINDING_CASES))
@@ -94,13 +82,9 @@ def test_sstp_crypto_binding_is_verified_by_a_server_that_checks_it(case, target
     from aovpn_lab.ike.craft_netns import run_in_netns
     from aovpn_lab.sstp.probe import probe_sstp
     from aovpn_lab.sstp.refserver import ReferenceServerThread, RefServerConfig
-    believed, outcome = BINDING_CASES[case]
-    expected = Expectation(outcome, "AOVPN-SSTP-BIND-001", (
-        "the server checks the Compound MAC and the certificate hash in CALL_CONNECTED" if outcome == "connected"
-        else "the server's configured certificate hash is not the certificate the client saw (TLS terminated on a "
-             "balancer): the server must refuse the binding with CALL_ABORT"),
-        fix="" if outcome == "connected" else "TLS offload: set the balancer's certificate hash on RRAS "
-            "(SstpSvc\\Parameters SHA256CertificateHash) or pass TLS through to the server")
+    believed = BINDING_CASES[case]
+    expected = expect("sstp_binding", None, () if believed == "gateway" else ("server-expects-another-certificate",))
+    outcome = expected.outcome
     ike = target.gateways[0] if target.gateways else None
     sgw = target.sstp_gateways[0] if target.sstp_gateways else None
     if not (ike and sgw and ike.netns and ike.gateway_cert_file):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from aovpn_lab import matrix
 from aovpn_lab.conditions.model import Condition
+from aovpn_lab.expectations import expect
 from aovpn_lab.pytest_plugin import target_of
-from aovpn_lab.verdict import Expectation, Verdict
+from aovpn_lab.verdict import Verdict
 
-TLSVPN_CONDITIONS = ["open", "drop-ip-fragments", "block-udp-500", "block-udp-4500", "mtu:1280"]
+TLSVPN_CONDITIONS = matrix.get().tlsvpn   # expectations: profiles/expectations.yml, sections tls_posture, tlsvpn
 
 
 def _target(metafunc):
@@ -33,10 +35,7 @@ def test_tls_posture(sstp_endpoint, target, edge, cell):
                        netns=target.client.netns, health=True)
     fails = sorted(posture.codes("fail"))
     observed = ("fails " + ", ".join(fails)) if fails else "no failed finding"
-    expected = Expectation("no failed finding", "AOVPN-SSTP-TLS-001",
-                           "TLS 1.2+ only, no weak suites, a trusted certificate for the dialled name",
-                           fix="disable TLS 1.0/1.1 and weak suites on the SSTP listener (or the TLS-offloading "
-                               "balancer); reissue the certificate for the public name")
+    expected = expect("tls_posture")
     data = posture.to_json()
     evidence = {"findings": [f"{f.severity}: {f.code}: {f.message}" for f in posture.findings],
                 "health check": data.get("health"), "posture": data}
@@ -57,8 +56,7 @@ def test_tlsvpn_connection_matches_expectation(tlsvpn_cell, target, edge, cell):
                                ping=gw.ping_target, timeout=10.0, netns=target.client.netns)
     data = result.to_json()
     observed = "connected" if result.connected else result.cause
-    expected = Expectation("connected", "AOVPN-TLSVPN-CONN-001",
-                           f"a TLS VPN needs only its TCP port; '{condition}' leaves it alone")
+    expected = expect("tlsvpn", condition, condition=condition)
     evidence = {k: data.get(k) for k in ("elapsed_ms", "ip", "ping_ok", "cause", "detail") if k in data}
     evidence["edge drop counters"] = edge.counters()
     cell.conclude(Verdict.compare(expected, observed, evidence, detail=data.get("detail") or ""))

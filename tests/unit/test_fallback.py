@@ -260,3 +260,18 @@ def test_predict_applies_the_same_rule_to_predicted_causes(ike_cause, mode, obse
     assert predict(14, {"ikev2": ike_cause, "sstp": "none"}, fallback_on=mode).observed == observed
     assert predict(14, {"ikev2": "no-response", "sstp": "none"}, ike_sa_init_answered=True).observed \
         == "ikev2-failed-no-fallback"
+
+
+def test_the_strategy_data_is_validated_with_the_key_and_the_fix(tmp_path):
+    from aovpn_lab.errors import AovpnError
+    text = fallback.STRATEGY_FILE.read_text()
+    for old, new, message in [("  SstpOnly: {order: [sstp]", "  SstpOnly: {order: [sstp, l2tp]",
+                               "strategies.SstpOnly.order: ['sstp', 'l2tp']"),
+                              ("  ProtocolList:", "  L2tpOnly:", "strategies.L2tpOnly: not a VpnStrategy"),
+                              ("cause: auth-failed, stage: partial", "cause: auth-failed, stage: late",
+                               "ikev2_failures[5]: expected {cause, stage, windows_error, text}")]:
+        bad = tmp_path / "fallback.yml"
+        bad.write_text(text.replace(old, new))
+        with pytest.raises(AovpnError) as err:
+            fallback._load(bad)
+        assert message in str(err.value) and str(bad) in str(err.value) and "(fix: " in str(err.value)
