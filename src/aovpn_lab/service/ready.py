@@ -1,0 +1,76 @@
+"""Readiness tests: when a started daemon serves (the `ready` kinds of profiles/daemons.yml).
+
+    >>> Ready("unix", ["/nonexistent/sock"]).check(None)
+    False
+    >>> Ready("tcp", ["127.0.0.1:1"]).check(None)
+    False
+"""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def split_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def tcp_open(netns: str | None, host: str, port: int, timeout: float) -> bool:
+    """Does HOST accept a TCP connection on PORT, seen from inside `netns` (None: here)?"""
+    def probe() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+
+    if not netns:
+        return probe()
+    from ..ike.craft_netns import run_in_netns
+    return run_in_netns(netns, probe, netns_timeout=timeout + 5)
+
+
+@dataclass
+class Ready:
+    """One declared test. `log` reads the log from where it ended before the start."""
+
+    kind: str
+    targets: list[str]
+    log: Path | None = None
+    offset: int = 0
+    timeout: float = 0.2
+    _seen: str = field(default="", repr=False)
+
+    def mark(self) -> None:
+        """Remember where the log ends now: only what is written after counts."""
+        try:
+            self.offset = self.log.stat().st_size if self.log else 0
+        except OSError:
+            self.offset = 0
+
+    def busy(self, netns: str | None) -> list[str]:
+        """Targets that already answer before the start: someone else holds them."""
+        if self.kind != "tcp":
+            return []
+        return [t for t in self.targets if tcp_open(netns, *split_address(t), 0.3)]
+
+    def check(self, netns: str | None) -> bool:
+        if self.kind == "tcp":
+            return all(tcp_open(netns, *split_address(t), self.timeout) for t in self.targets)
+        if self.kind == "unix":
+            return all(Path(t).is_socket() for t in self.targets)
+        if self.kind == "log":
+            try:
+                with open(self.log, "rb") as handle:
+                    handle.seek(self.offset)
+                    text = handle.read().decode(errors="replace")
+            except (OSError, TypeError):
+                return False
+            return all(t in text for t in self.targets)
+        raise ValueError(f"unknown readiness kind {self.kind!r}")
+
+    def describe(self) -> str:
+        what = {"tcp": "listen on", "unix": "open", "log": "log"}[self.kind]
+        return f"{what} {' and '.join(self.targets)}"
