@@ -17,7 +17,8 @@ user certificates against the lab CA, and one RADIUS client per gateway.
 Instance layout under a state folder (see `InstancePaths`): ``raddb/`` the rendered
 tree (both files mode 0600, folder 0700; clients.conf holds the shared secrets),
 ``log/radius.log`` FreeRADIUS's own log, ``log/console.log`` its stdout/stderr,
-``run/`` its run_dir and pid file, ``freeradius.pid`` the PID this package started.
+``run/`` its run_dir and pid file, ``instance.json`` the PID (with start time and
+executable) of the server this package started, and the fingerprint of its config.
 
 The shared secret is a `Secret`: it shows as ``***`` in repr, str, logs and JSON, and is
 only revealed when rendering clients.conf (or the gateway's eap-radius section).
@@ -166,16 +167,13 @@ class InstancePaths:
 
     @property
     def pidfile(self) -> Path:
-        return self.state / "freeradius.pid"
+        """The supervisor's record: PID, start time and executable (aovpn_lab.service)."""
+        return self.state / "instance.json"
 
     @property
     def ca_bundle(self) -> Path:
         """Where several CA files are joined: FreeRADIUS takes one ``ca_file``."""
         return self.raddb / "ca-bundle.pem"
-
-    @property
-    def fingerprint(self) -> Path:
-        return self.state / "config.sha256"
 
 
 def quote(value: str) -> str:
@@ -191,137 +189,16 @@ def _path(p: Path) -> str:
 
 
 def render(cfg: RadiusConfig, state: Path) -> dict[str, str]:
-    """The instance's raddb tree as {file name: text}; clients.conf holds the secrets."""
+    """The instance's raddb tree as {file name: text}; clients.conf holds the secrets.
+
+    Templates: the ``freeradius`` entry of profiles/daemons.yml (one per file).
+    """
+    from ..service import render as render_template, spec
     paths = InstancePaths(Path(state))
-    return {"radiusd.conf": _radiusd_conf(cfg, paths), "clients.conf": _clients_conf(cfg)}
-
-
-def _clients_conf(cfg: RadiusConfig) -> str:
-    out = ["# aovpn-lab: RADIUS clients (the VPN gateways). Holds shared secrets: mode 0600.", ""]
-    for c in cfg.clients:
-        out += [f"client {c.name} {{",
-                f"\tipaddr = {c.address}",
-                f"\tsecret = {quote(c.secret.reveal())}",
-                # RFC 3579: EAP-Message always comes with Message-Authenticator; insist on it.
-                "\trequire_message_authenticator = yes",
-                f"\tshortname = {c.name}",
-                "\tnas_type = other",
-                "}", ""]
-    return "\n".join(out)
-
-
-def _radiusd_conf(cfg: RadiusConfig, p: InstancePaths) -> str:
-    return f"""# aovpn-lab: FreeRADIUS as the lab's NPS stand-in (EAP-TLS only). Rendered by
-# aovpn_lab.radius.config; changes are overwritten.
-prefix = /usr
-exec_prefix = /usr
-sysconfdir = /etc
-localstatedir = /var
-sbindir = /usr/sbin
-logdir = {_path(p.log_dir)}
-raddbdir = {_path(p.raddb)}
-radacctdir = {_path(p.log_dir)}
-name = freeradius
-confdir = ${{raddbdir}}
-modconfdir = ${{confdir}}/mods-config
-run_dir = {_path(p.run_dir)}
-db_dir = ${{raddbdir}}
-libdir = {LIBDIR}
-pidfile = {_path(p.run_dir / "radiusd.pid")}
-correct_escapes = true
-max_request_time = {int(cfg.max_request_time)}
-cleanup_delay = 2
-max_requests = 1024
-hostname_lookups = no
-proxy_requests = no
-
-log {{
-\tdestination = files
-\tcolourise = no
-\tfile = {_path(p.log)}
-\tsyslog_facility = daemon
-\tstripped_names = no
-\tauth = yes
-\tauth_badpass = no
-\tauth_goodpass = no
-\tmsg_denied = "You are already logged in - access denied"
-}}
-
-security {{
-\tallow_core_dumps = no
-\tmax_attributes = 200
-\treject_delay = {int(cfg.reject_delay)}
-\tstatus_server = yes
-}}
-
-thread pool {{
-\tstart_servers = 2
-\tmax_servers = 4
-\tmin_spare_servers = 1
-\tmax_spare_servers = 3
-\tmax_requests_per_server = 0
-\tauto_limit_acct = no
-}}
-
-$INCLUDE clients.conf
-
-modules {{
-\teap {{
-\t\tdefault_eap_type = tls
-\t\ttimer_expire = 60
-\t\tignore_unknown_eap_types = no
-\t\tcisco_accounting_username_bug = no
-\t\tmax_sessions = ${{max_requests}}
-\t\ttls-config tls-common {{
-\t\t\tprivate_key_file = {_path(cfg.key_file)}
-\t\t\tcertificate_file = {_path(cfg.cert_file)}
-\t\t\tca_file = {_path(ca_file(cfg, p))}
-\t\t\tauto_chain = yes
-\t\t\tfragment_size = {int(cfg.fragment_size)}
-\t\t\tinclude_length = yes
-\t\t\tcheck_crl = no
-\t\t\tcipher_list = "DEFAULT"
-\t\t\tcipher_server_preference = no
-\t\t\ttls_min_version = "{cfg.tls_min_version}"
-\t\t\ttls_max_version = "{cfg.tls_max_version}"
-\t\t\tecdh_curve = ""
-\t\t\tcache {{
-\t\t\t\tenable = no
-\t\t\t}}
-\t\t\tocsp {{
-\t\t\t\tenable = no
-\t\t\t}}
-\t\t}}
-\t\ttls {{
-\t\t\ttls = tls-common
-\t\t}}
-\t}}
-}}
-
-server default {{
-\tlisten {{
-\t\ttype = auth
-\t\tipaddr = {cfg.listen}
-\t\tport = {int(cfg.port)}
-\t}}
-\tauthorize {{
-\t\teap {{
-\t\t\tok = return
-\t\t}}
-\t\t# anything but EAP gets no Auth-Type and is rejected
-\t}}
-\tauthenticate {{
-\t\tAuth-Type eap {{
-\t\t\teap
-\t\t}}
-\t}}
-\tpost-auth {{
-\t\tPost-Auth-Type REJECT {{
-\t\t\teap
-\t\t}}
-\t}}
-}}
-"""
+    values = {"cfg": cfg, "paths": paths, "clients": cfg.clients, "ca_file": ca_file(cfg, paths), "libdir": LIBDIR}
+    filters = {"rpath": _path, "rquote": quote}
+    return {Path(dest).name: render_template(template, filters=filters, **values)
+            for dest, template in spec("freeradius").templates.items()}
 
 
 def ca_file(cfg: RadiusConfig, paths: InstancePaths) -> Path:

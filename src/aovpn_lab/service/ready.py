@@ -7,29 +7,15 @@
 """
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..ike.craft_netns import tcp_open
 
 
 def split_address(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def tcp_open(netns: str | None, host: str, port: int, timeout: float) -> bool:
-    """Does HOST accept a TCP connection on PORT, seen from inside `netns` (None: here)?"""
-    def probe() -> bool:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                return True
-        except OSError:
-            return False
-
-    if not netns:
-        return probe()
-    from ..ike.craft_netns import run_in_netns
-    return run_in_netns(netns, probe, netns_timeout=timeout + 5)
 
 
 @dataclass
