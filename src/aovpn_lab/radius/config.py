@@ -35,6 +35,9 @@ from pathlib import Path
 LIBDIR = "/usr/lib/freeradius"
 DICTDIR = "/usr/share/freeradius"
 
+#: The gateway charon's eap-radius section (a strongswan.conf fragment with the secret).
+EAP_RADIUS_TEMPLATE = "playbooks/roles/freeradius/templates/eap-radius.conf.j2"
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 
@@ -231,21 +234,17 @@ def strongswan_eap_radius(servers: dict[str, tuple[str, Secret]], *, port: int =
     The short retransmit policy makes an unanswered RADIUS server fail the exchange before
     the client's own IKE retransmits give up (~3 s with profiles/charon.yml).
     """
-    lines = ["eap-radius {", f"  retransmit_tries = {int(retransmit_tries)}",
-             f"  retransmit_timeout = {float(retransmit_timeout)}", f"  retransmit_base = {float(retransmit_base)}",
-             "  servers {"]
+    from ..service import render as render_template
+    checked = []
     for name, (address, secret) in servers.items():
         if not _NAME.match(name):
             raise ValueError(f"invalid RADIUS server name {name!r}")
         ipaddress.ip_address(address)
-        secret = secret if isinstance(secret, Secret) else Secret(secret)
-        lines += [f"    {name} {{", f"      address = {address}", f"      auth_port = {int(port)}",
-                  f"      secret = {_swan_quote(secret.reveal())}"]
-        if nas_identifier:
-            lines.append(f"      nas_identifier = {_swan_quote(nas_identifier)}")
-        lines.append("    }")
-    lines += ["  }", "}", ""]
-    return "\n".join(lines)
+        checked.append({"name": name, "address": address,
+                        "secret": secret if isinstance(secret, Secret) else Secret(secret)})
+    return render_template(EAP_RADIUS_TEMPLATE, filters={"swan_quote": _swan_quote}, servers=checked, port=port,
+                           retransmit_tries=retransmit_tries, retransmit_timeout=retransmit_timeout,
+                           retransmit_base=retransmit_base, nas_identifier=nas_identifier)
 
 
 def _swan_quote(value: str) -> str:
