@@ -35,7 +35,6 @@ import ipaddress
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ from pathlib import Path
 from ..errors import AovpnError
 from ..passwords import passwords_from_env
 from ..service import Daemon, render, spec
+from ..service.cli import instance_parser, run
 from .script import write_script
 
 OCSERV = "/usr/sbin/ocserv"
@@ -334,12 +334,8 @@ def users_from_env(names: list[str], environ=os.environ) -> dict[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m aovpn_lab.tlsvpn.ocserv",
-                                description="Lab ocserv (AnyConnect-compatible TLS VPN) in a netns.")
-    sub = p.add_subparsers(dest="action", required=True)
-    up = sub.add_parser("up", help="start (or keep) an instance")
-    up.add_argument("--netns", required=True)
-    up.add_argument("--state", required=True, help="instance folder (created, mode 0700)")
+    p, _, up = instance_parser("python -m aovpn_lab.tlsvpn.ocserv",
+                               "Lab ocserv (AnyConnect-compatible TLS VPN) in a netns.")
     up.add_argument("--cert", required=True, help="server certificate PEM (leaf first; a fullchain works)")
     up.add_argument("--key", required=True, help="its private key, PEM, unencrypted")
     up.add_argument("--user", action="append", default=[], required=True,
@@ -349,38 +345,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--listen", help="listen on this address only")
     up.add_argument("--pool", default=DEFAULT_POOL)
     up.add_argument("--route", action="append", default=[], help="extra split-include route (CIDR)")
-    down = sub.add_parser("down", help="stop the instance's processes (by recorded PID)")
-    down.add_argument("--state", required=True)
-    down.add_argument("--purge", action="store_true", help="also delete the instance folder")
-    status = sub.add_parser("status", help="is the instance running and listening")
-    status.add_argument("--state", required=True)
     return p
 
 
+def _up(args: argparse.Namespace) -> dict:
+    settings = OcservSettings(users=users_from_env(args.user), port=args.port, udp=not args.no_udp,
+                              listen_host=args.listen, pool=args.pool, routes=args.route)
+    return OcservInstance(args.state, args.netns).up(settings, args.cert, args.key)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.action == "up":
-            settings = OcservSettings(users=users_from_env(args.user), port=args.port,
-                                      udp=not args.no_udp, listen_host=args.listen,
-                                      pool=args.pool, routes=args.route)
-            result = OcservInstance(args.state, args.netns).up(settings, args.cert, args.key)
-        elif args.action == "down":
-            instance = OcservInstance(args.state)
-            result = instance.down()
-            if args.purge and instance.state_dir.exists():
-                shutil.rmtree(instance.state_dir)
-                result.update(changed=True, purged=True)
-        else:
-            result = OcservInstance(args.state).status()
-            print(json.dumps(result))
-            return 0 if result["running"] else 1
-    except AovpnError as exc:
-        print(json.dumps({"failed": True, "msg": str(exc)}))
-        print(f"ocserv: error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(result))
-    return 0
+    return run(build_parser().parse_args(argv), name="ocserv", up=_up, instance=OcservInstance)
 
 
 if __name__ == "__main__":
