@@ -146,37 +146,25 @@ class RadiusConfig:
 
 @dataclass(frozen=True)
 class InstancePaths:
+    """Where an instance keeps its files; the log, console and PID record are the
+    ``freeradius`` entry of profiles/daemons.yml (the supervisor writes and reads them)."""
+
     state: Path
+    raddb: Path = field(init=False)
+    log_dir: Path = field(init=False)
+    log: Path = field(init=False)        # FreeRADIUS's own log
+    console: Path = field(init=False)    # its stdout/stderr
+    run_dir: Path = field(init=False)
+    pidfile: Path = field(init=False)    # the supervisor's record: PID, start time, executable
+    ca_bundle: Path = field(init=False)  # several CA files joined: FreeRADIUS takes one ca_file
 
-    @property
-    def raddb(self) -> Path:
-        return self.state / "raddb"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.state / "log"
-
-    @property
-    def log(self) -> Path:
-        return self.log_dir / "radius.log"
-
-    @property
-    def console(self) -> Path:
-        return self.log_dir / "console.log"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.state / "run"
-
-    @property
-    def pidfile(self) -> Path:
-        """The supervisor's record: PID, start time and executable (aovpn_lab.service)."""
-        return self.state / "instance.json"
-
-    @property
-    def ca_bundle(self) -> Path:
-        """Where several CA files are joined: FreeRADIUS takes one ``ca_file``."""
-        return self.raddb / "ca-bundle.pem"
+    def __post_init__(self) -> None:
+        from ..service import spec
+        entry = spec("freeradius")
+        state = Path(self.state)
+        for name, where in (("raddb", "raddb"), ("log_dir", "log"), ("log", entry.log), ("console", entry.console),
+                            ("run_dir", "run"), ("pidfile", entry.record), ("ca_bundle", "raddb/ca-bundle.pem")):
+            object.__setattr__(self, name, state / where)
 
 
 def quote(value: str) -> str:
