@@ -138,3 +138,68 @@ def test_ensure_restarts_only_when_the_digest_changes(tmp_path):
         assert d.recorded()["digest"] == "two" and prepared == [1, 3]
     finally:
         d.stop()
+
+
+UNIX_SERVER = """
+import os, signal, socket, sys, time
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+time.sleep(0.2)
+open(sys.argv[2], "a").write("loaded 3 modules\\nReady to serve\\n")
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen()
+with open("/run/toy-private", "w") as f:   # /run is the daemon's own (a private tmpfs)
+    f.write("x")
+while True:
+    signal.pause()
+"""
+
+
+def unix_daemon(tmp_path, ready: dict, **extra) -> Daemon:
+    (tmp_path / "server.py").write_text(UNIX_SERVER)
+    spec = DaemonSpec(name="toy", binary=sys.executable,
+                      argv=("{binary}", "{state}/server.py", "{state}/toy.sock", "{state}/toy.log"),
+                      ready=ready, log="toy.log", console="toy.out", mounts=({"tmpfs": "/run"},), **extra)
+    return Daemon(spec, tmp_path)
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="private mounts need root")
+
+
+@needs_root
+@pytest.mark.parametrize("ready", [{"unix": "{state}/toy.sock"}, {"log": "Ready to serve"}])
+def test_unix_socket_and_log_readiness_in_a_private_mount_namespace(tmp_path, ready):
+    d = unix_daemon(tmp_path, ready)
+    (tmp_path / "toy.log").write_text("Ready to serve\n")  # an earlier run's line does not count
+    d.start(timeout=10)
+    try:
+        assert (tmp_path / "toy.sock").is_socket() and (tmp_path / "toy.log").read_text().count("Ready") == 2
+        assert not os.path.exists("/run/toy-private")  # the daemon's /run is its own
+        assert d.argv()[:4] == ["unshare", "--mount", "--propagation", "private"]
+    finally:
+        pid = d.pids()[0]
+        assert d.stop()["stopped"] == [pid]
+    assert not d.running
+
+
+def test_the_data_file_describes_every_daemon_completely():
+    from aovpn_lab import paths
+    from aovpn_lab.service.spec import specs
+    entries = specs()
+    assert {"charon", "ocserv", "freeradius", "softether", "sshd"} <= set(entries)
+    for entry in entries.values():
+        assert entry.ready_kind in ("tcp", "unix", "log") and entry.argv
+        for template in entry.templates.values():
+            assert (paths.ROOT / template).is_file(), template
+
+
+def test_a_malformed_entry_is_refused_naming_the_key(tmp_path):
+    from aovpn_lab.errors import AovpnError
+    from aovpn_lab.service.spec import specs
+    bad = tmp_path / "daemons.yml"
+    bad.write_text("daemons:\n  x: {binary: /bin/true, argv: [true], ready: {port: 1}}\n")
+    with pytest.raises(AovpnError, match="daemons.x.ready"):
+        specs(bad)
+    bad.write_text("daemons:\n  x: {binary: /bin/true, argv: [true], ready: {unix: /s}, colour: red}\n")
+    with pytest.raises(AovpnError, match="unknown key.*colour"):
+        specs(bad)
