@@ -203,3 +203,15 @@ def test_a_malformed_entry_is_refused_naming_the_key(tmp_path):
     bad.write_text("daemons:\n  x: {binary: /bin/true, argv: [true], ready: {unix: /s}, colour: red}\n")
     with pytest.raises(AovpnError, match="unknown key.*colour"):
         specs(bad)
+
+
+def test_a_socket_file_nobody_listens_on_is_not_ready(tmp_path):
+    from aovpn_lab.service.ready import Ready
+    path = tmp_path / "stale.sock"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    ready = Ready("unix", [str(path)])
+    assert not ready.check(None)  # bound, not listening: what a dead daemon leaves behind
+    s.listen()
+    assert ready.check(None)
+    s.close()

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,20 @@ from ..ike.craft_netns import tcp_open
 def split_address(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def unix_open(path: Path, timeout: float) -> bool:
+    """Does a server accept on the unix socket at `path`? A socket file left by a daemon
+    that died does not count (connecting to it is refused)."""
+    if not path.is_socket():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass
@@ -46,7 +61,7 @@ class Ready:
         if self.kind == "tcp":
             return all(tcp_open(netns, *split_address(t), self.timeout) for t in self.targets)
         if self.kind == "unix":
-            return all(Path(t).is_socket() for t in self.targets)
+            return all(unix_open(Path(t), self.timeout) for t in self.targets)
         if self.kind == "log":
             try:
                 with open(self.log, "rb") as handle:
