@@ -34,7 +34,7 @@ REQUIRED_BINARIES = {
     "swanctl": "strongswan-swanctl",
     "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so": "libcharon-extra-plugins",
     "/usr/lib/ipsec/plugins/libstrongswan-openssl.so": "libstrongswan-standard-plugins",
-    "start-stop-daemon": "dpkg",
+    "nsenter": "util-linux",
     "unshare": "util-linux",
     "tcpdump": "tcpdump",
     "ping": "iputils-ping",
