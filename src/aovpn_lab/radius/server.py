@@ -36,7 +36,6 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +43,7 @@ from typing import Any
 
 from ..errors import AovpnError, PreflightError, TargetError
 from ..service import Daemon, spec
+from .. import tool
 from ..tool import error_line
 from .config import (
     InstancePaths,
@@ -96,9 +96,9 @@ class FreeRadius:
         if not os.path.exists(self.binary):
             raise PreflightError(f"{self.binary} is missing",
                                  hint="apt-get install -y --no-install-recommends freeradius")
-        res = subprocess.run([self.binary, "-C", "-d", str(self.paths.raddb), "-l", "stdout"],
-                             capture_output=True, text=True, timeout=30, check=False)
-        if res.returncode != 0:
+        res = tool.run([self.binary, "-C", "-d", str(self.paths.raddb), "-l", "stdout"],
+                       step="check the FreeRADIUS configuration", timeout=30)
+        if not res.ok:
             errors = [l.split(" : ", 1)[-1] for l in (res.stdout + res.stderr).splitlines() if "Error" in l]
             raise TargetError(f"FreeRADIUS rejects its configuration in {self.paths.raddb}: "
                               + ("; ".join(errors[-3:]) or error_line(res.stdout, res.stderr, res.returncode)),

@@ -35,12 +35,12 @@ import ipaddress
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import tool
 from ..errors import AovpnError
 from ..passwords import passwords_from_env
 from ..service import Daemon, render, spec
@@ -153,12 +153,12 @@ def render_config(settings: OcservSettings, state_dir: str | Path) -> str:
 def _openssl_passwd(password: str, salt: str | None = None) -> str:
     argv = [OPENSSL, "passwd", "-5", "-stdin"] + (["-salt", salt] if salt else [])
     try:
-        res = subprocess.run(argv, input=password + "\n", capture_output=True, text=True,
-                             timeout=10, check=False)
-    except FileNotFoundError:
-        raise OcservError("openssl is not installed", hint="apt-get install -y openssl") from None
+        # The password goes on stdin only, never on a command line.
+        res = tool.run(argv, step="hash a password", input=password + "\n", timeout=10)
+    except tool.ToolError as exc:
+        raise OcservError(exc.message, hint="apt-get install -y openssl") from None
     out = res.stdout.strip()
-    if res.returncode != 0 or not out.startswith("$5$"):
+    if not res.ok or not out.startswith("$5$"):
         raise OcservError(f"openssl passwd failed ({res.returncode})")
     return out
 

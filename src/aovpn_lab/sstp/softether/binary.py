@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,12 +106,12 @@ def _sha256(path: Path) -> str:
 
 def installed_version() -> str:
     try:
-        res = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", PACKAGE],
-                             capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        res = tool.run(["dpkg-query", "-W", "-f", "${Version}", PACKAGE], step="look up the package version",
+                       timeout=10)
+    except tool.ToolError:
         return "unknown"
     # dpkg-query exits 1 (and prints its error on stderr) when the package is unknown
-    return res.stdout.strip() if res.returncode == 0 and res.stdout.strip() else "not installed"
+    return res.stdout.strip() if res.ok and res.stdout.strip() else "not installed"
 
 
 def patch_bytes(original: bytes) -> bytes:

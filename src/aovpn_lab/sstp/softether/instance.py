@@ -14,10 +14,10 @@ import hashlib
 import json
 import os
 import secrets
-import subprocess
 import time
 from pathlib import Path
 
+from ... import tool
 from ...service import Daemon, spec, tcp_open
 from .binary import prepare_binary
 from .errors import SoftEtherError
@@ -165,11 +165,9 @@ class SoftEtherInstance:
                 f"/IN:/tmp/{batch_name}"]
         try:
             # The admin password goes to the prompt on stdin, never on a command line.
-            res = subprocess.run(argv, input=admin + "\n", capture_output=True, text=True,
-                                 timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise SoftEtherError(f"vpncmd did not finish within {timeout:g} s",
-                                 hint="is the admin password in admin.secret still the server's?")
+            res = tool.run(argv, step="configure SoftEther with vpncmd", input=admin + "\n", timeout=timeout)
+        except tool.ToolError as exc:
+            raise SoftEtherError(exc.message, hint="is the admin password in admin.secret still the server's?") from None
         finally:
             batch.unlink(missing_ok=True)
         secrets_ = [admin, *user_secrets]
