@@ -6,20 +6,27 @@ management bridge in the root namespace with one veth per host, and one sshd per
 listening on its management address. Idempotent; `state: absent` removes exactly what
 `present` created (recorded in <state_dir>/topology.json) and is safe to run twice.
 
-Self-contained on purpose: it shells out to iproute2, ssh-keygen and sshd only, so it
-runs under any interpreter Ansible picks.
+The plays that call it run it with the controller's own interpreter
+(``ansible_python_interpreter: "{{ ansible_playbook_python }}"``, the project's venv), so
+each sshd is started like every other lab daemon: through aovpn_lab.service (entry
+``sshd`` of profiles/daemons.yml: foreground, recorded by PID, start time and executable,
+ready when it accepts connections on its management address, restarted only when its
+sshd_config changed).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+
+from aovpn_lab.errors import AovpnError
+from aovpn_lab.service import Daemon
 
 DOCUMENTATION = r"""
 module: lab_topology
@@ -243,19 +250,17 @@ class Topology:
             if not os.path.exists(hostkey):
                 self.run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", h["name"], "-f", hostkey)
             cfg = os.path.join(hdir, "sshd_config")
-            pidfile = os.path.join(hdir, "sshd.pid")
-            with open(cfg, "w") as f:
-                f.write(
-                    f"# sshd of lab host {h['name']} (namespace {self.ns(h['name'])})\n"
+            text = (f"# sshd of lab host {h['name']} (namespace {self.ns(h['name'])})\n"
                     f"ListenAddress {h['mgmt_address']}\nPort {port}\n"
-                    f"HostKey {hostkey}\nPidFile {pidfile}\n"
+                    f"HostKey {hostkey}\nPidFile {os.path.join(hdir, 'sshd.pid')}\n"
                     f"AuthorizedKeysFile {ssh_dir}/authorized_keys\n"
                     "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
                     "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
                     "PrintMotd no\nUseDNS no\nMaxSessions 50\nMaxStartups 50:30:100\n"
                     "Subsystem sftp internal-sftp\n")
-            if not pid_alive(pidfile):
-                self.act(f"sshd on {h['name']}", "/usr/sbin/sshd", "-f", cfg, ns=self.ns(h["name"]))
+            with open(cfg, "w") as f:
+                f.write(text)
+            self.ensure_sshd(h, hdir, port, text)
             with open(hostkey + ".pub") as f:
                 pub = " ".join(f.read().split()[:2])
             known.append(f"{h['mgmt_address']} {pub}\n")
@@ -269,8 +274,19 @@ class Topology:
             f.writelines(known)
         with open(os.path.join(ssh_dir, "config"), "w") as f:
             f.writelines(config)
-        for h in self.hosts:
-            wait_listening(self.m, h["name"], h["mgmt_address"], int(port))
+
+    def ensure_sshd(self, h: dict, hdir: str, port: str, config_text: str) -> None:
+        """The host's sshd, running with this config (restarted when it changed)."""
+        daemon = Daemon("sshd", hdir, self.ns(h["name"]), values={"address": h["mgmt_address"], "port": port})
+        digest = hashlib.sha256(config_text.encode()).hexdigest()
+        try:
+            started = daemon.ensure(digest, timeout=5.0)
+        except AovpnError as exc:
+            self.m.fail_json(msg=f"sshd of lab host {h['name']}: {exc}; see "
+                                 f"`ip netns exec {self.ns(h['name'])} /usr/sbin/sshd -t -f {hdir}/sshd_config`")
+        if started["changed"]:
+            self.changed = True
+            self.actions.append(f"sshd on {h['name']}")
 
     # -- absent --------------------------------------------------------------
     def absent(self) -> dict:
@@ -301,21 +317,6 @@ class Topology:
         return {"removed": removed}
 
 
-def pid_alive(pidfile: str) -> bool:
-    try:
-        with open(pidfile) as f:
-            pid = int(f.read().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return False
-    # A zombie still answers kill(0): look at its state.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def kill_namespace_processes(namespaces: list[str]) -> None:
     """TERM, then KILL, every process inside the namespaces: leftovers keep them alive.
     All namespaces at once, so their daemons shut down in parallel."""
@@ -339,19 +340,6 @@ def kill_namespace_processes(namespaces: list[str]) -> None:
                 pass
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and pids():
-            time.sleep(0.02)
-
-
-def wait_listening(module: AnsibleModule, host: str, addr: str, port: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((addr, port), timeout=0.5):
-                return
-        except OSError as exc:
-            if time.monotonic() > deadline:
-                module.fail_json(msg=f"sshd of lab host {host} is not listening on {addr}:{port} after "
-                                     f"{timeout:.0f}s ({exc}); see `ip netns exec <prefix>-{host} /usr/sbin/sshd -t`")
             time.sleep(0.02)
 
 

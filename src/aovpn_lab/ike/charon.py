@@ -3,22 +3,22 @@
     >>> with PrivateCharon() as charon:          # doctest: +SKIP
     ...     with ViciSession(charon.vici) as s: ...
 
-charon's pid file path is compiled in (/run/charon.pid), so it gets a private mount
-namespace with its own /run; its config, log and vici socket live in a temporary folder
-that is removed afterwards. It is stopped by its PID, never by name.
+It runs under :mod:`aovpn_lab.service` like the lab's own charons (entry ``charon`` of
+profiles/daemons.yml: a private /run, since its pid file path is compiled in; ready when
+its vici socket exists); its config, log and vici socket live in a temporary folder that
+is removed afterwards. It is stopped by its recorded PID, never by name.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from .. import paths
 from ..errors import PreflightError, TargetError
+from ..service import Daemon, render, spec
 from . import profiles
 
 CHARON = "/usr/lib/ipsec/charon"
@@ -26,17 +26,14 @@ CHARON = "/usr/lib/ipsec/charon"
 
 # The lab's charons and the private one of `probe ikev2` get their strongswan.conf from the
 # same template (the strongswan role's), so a setting cannot differ between them.
-TEMPLATE = paths.PLAYBOOKS / "roles" / "strongswan" / "templates" / "strongswan.conf.j2"
+TEMPLATE = paths.ROOT / spec("charon").templates["strongswan.conf"]
 
 
 def config_text(workdir: Path, settings: dict, *, name: str = "aovpn-lab probe ikev2") -> str:
     """strongswan.conf for a client charon whose socket, log and state live in `workdir`."""
-    import jinja2
-    # trim_blocks as Ansible's template module renders it
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True)
-    return env.from_string(TEMPLATE.read_text()).render(
-        ansible_managed="written by aovpn-lab", inventory_hostname=name, charon_settings=settings,
-        strongswan_gateway=False, strongswan_dir=str(workdir), strongswan_vici=str(workdir / "charon.vici"))
+    return render(TEMPLATE, ansible_managed="written by aovpn-lab", inventory_hostname=name,
+                  charon_settings=settings, strongswan_gateway=False, strongswan_dir=str(workdir),
+                  strongswan_vici=str(workdir / "charon.vici"))
 
 
 def ports_free(ports: tuple[int, ...] = (500, 4500)) -> list[int]:
@@ -58,7 +55,7 @@ class PrivateCharon:
         self.startup_timeout = startup_timeout
         self.netns = netns  # None: the namespace this process runs in
         self.workdir: Path | None = None
-        self.proc: subprocess.Popen | None = None
+        self.daemon: Daemon | None = None
 
     @property
     def vici(self) -> Path:
@@ -88,32 +85,17 @@ class PrivateCharon:
                                  hint="stop it, or run the probe in another namespace (`ip netns exec NS ...`)")
         self.workdir = Path(tempfile.mkdtemp(prefix="aovpn-charon-"))
         (self.workdir / "strongswan.conf").write_text(config_text(self.workdir, profiles.charon_settings()))
-        env = {**os.environ, "STRONGSWAN_CONF": str(self.workdir / "strongswan.conf")}
-        argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", f"mount -t tmpfs none /run && exec {CHARON}"]
-        if self.netns:
-            argv = ["ip", "netns", "exec", self.netns] + argv
-        self.proc = subprocess.Popen(
-            argv,
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + self.startup_timeout
-        while not self.vici.is_socket():
-            if self.proc.poll() is not None:
-                err = (self.proc.stderr.read() or b"").decode(errors="replace").strip() if self.proc.stderr else ""
-                self.__exit__(None, None, None)
-                raise TargetError(f"charon exited at start-up: {err.splitlines()[-1] if err else 'no output'}")
-            if time.monotonic() > deadline:
-                self.__exit__(None, None, None)
-                raise TargetError(f"charon did not open its vici socket within {self.startup_timeout:.0f}s")
-            time.sleep(0.01)
+        self.daemon = Daemon("charon", self.workdir, self.netns, error=TargetError)
+        try:
+            self.daemon.start(self.startup_timeout)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=3)
+        if self.daemon is not None:
+            self.daemon.stop(grace=3.0)
+            self.daemon = None
         if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -13,14 +13,13 @@ import ipaddress
 import json
 import os
 import shutil
-import socket
 import time
-from pathlib import Path
 from typing import Any
 
 from .. import tool, variants
 from ..errors import LabError, PreflightError
 from ..inventory import Inventory, LabSpec
+from ..service import Daemon
 from . import playbook
 
 # What the lab runs, and the Debian package that brings it (for the error message).
@@ -35,7 +34,7 @@ REQUIRED_BINARIES = {
     "swanctl": "strongswan-swanctl",
     "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so": "libcharon-extra-plugins",
     "/usr/lib/ipsec/plugins/libstrongswan-openssl.so": "libstrongswan-standard-plugins",
-    "start-stop-daemon": "dpkg",
+    "nsenter": "util-linux",
     "unshare": "util-linux",
     "tcpdump": "tcpdump",
     "ping": "iputils-ping",
@@ -129,10 +128,10 @@ def status(inv: Inventory) -> dict[str, Any]:
         hdir = spec.host_dir(name)
         entry: dict[str, Any] = {"namespace": ns, "namespace_up": ns in present,
                                  "management_address": host.address}
-        entry["sshd"] = _pid_alive(hdir / "sshd.pid") and _listening(host.address, spec.ssh_port)
+        entry["sshd"] = Daemon("sshd", hdir).status()["ready"] is True
         if "ikev2_gateways" in host.groups or "ikev2_clients" in host.groups:
             sdir = hdir / "strongswan"
-            entry["charon"] = _pid_alive(sdir / "charon.pid")
+            entry["charon"] = Daemon("charon", sdir).running
             entry["vici_socket"] = (sdir / "charon.vici").is_socket()
         if "sstp_gateways" in host.groups:
             from ..sstp.softether import SoftEtherInstance
@@ -150,22 +149,3 @@ def status(inv: Inventory) -> dict[str, Any]:
     services_up = all(v for h in hosts.values() for k, v in h.items() if isinstance(v, bool))
     return {"prefix": spec.prefix, "state_dir": str(spec.state_dir), "up": services_up,
             "variant": variants.provisioned(spec.state_dir).name if services_up else None, "hosts": hosts}
-
-
-def _pid_alive(pidfile: Path) -> bool:
-    try:
-        pid = int(pidfile.read_text().strip())
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (OSError, ValueError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _listening(addr: str | None, port: int) -> bool:
-    if not addr:
-        return False
-    try:
-        with socket.create_connection((addr, port), timeout=0.5):
-            return True
-    except OSError:
-        return False

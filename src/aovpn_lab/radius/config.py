@@ -17,7 +17,8 @@ user certificates against the lab CA, and one RADIUS client per gateway.
 Instance layout under a state folder (see `InstancePaths`): ``raddb/`` the rendered
 tree (both files mode 0600, folder 0700; clients.conf holds the shared secrets),
 ``log/radius.log`` FreeRADIUS's own log, ``log/console.log`` its stdout/stderr,
-``run/`` its run_dir and pid file, ``freeradius.pid`` the PID this package started.
+``run/`` its run_dir and pid file, ``instance.json`` the PID (with start time and
+executable) of the server this package started, and the fingerprint of its config.
 
 The shared secret is a `Secret`: it shows as ``***`` in repr, str, logs and JSON, and is
 only revealed when rendering clients.conf (or the gateway's eap-radius section).
@@ -33,6 +34,9 @@ from pathlib import Path
 #: FreeRADIUS's own defaults for modules and dictionaries on Debian 12.
 LIBDIR = "/usr/lib/freeradius"
 DICTDIR = "/usr/share/freeradius"
+
+#: The gateway charon's eap-radius section (a strongswan.conf fragment with the secret).
+EAP_RADIUS_TEMPLATE = "playbooks/roles/freeradius/templates/eap-radius.conf.j2"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
@@ -142,40 +146,25 @@ class RadiusConfig:
 
 @dataclass(frozen=True)
 class InstancePaths:
+    """Where an instance keeps its files; the log, console and PID record are the
+    ``freeradius`` entry of profiles/daemons.yml (the supervisor writes and reads them)."""
+
     state: Path
+    raddb: Path = field(init=False)
+    log_dir: Path = field(init=False)
+    log: Path = field(init=False)        # FreeRADIUS's own log
+    console: Path = field(init=False)    # its stdout/stderr
+    run_dir: Path = field(init=False)
+    pidfile: Path = field(init=False)    # the supervisor's record: PID, start time, executable
+    ca_bundle: Path = field(init=False)  # several CA files joined: FreeRADIUS takes one ca_file
 
-    @property
-    def raddb(self) -> Path:
-        return self.state / "raddb"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.state / "log"
-
-    @property
-    def log(self) -> Path:
-        return self.log_dir / "radius.log"
-
-    @property
-    def console(self) -> Path:
-        return self.log_dir / "console.log"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.state / "run"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.state / "freeradius.pid"
-
-    @property
-    def ca_bundle(self) -> Path:
-        """Where several CA files are joined: FreeRADIUS takes one ``ca_file``."""
-        return self.raddb / "ca-bundle.pem"
-
-    @property
-    def fingerprint(self) -> Path:
-        return self.state / "config.sha256"
+    def __post_init__(self) -> None:
+        from ..service import spec
+        entry = spec("freeradius")
+        state = Path(self.state)
+        for name, where in (("raddb", "raddb"), ("log_dir", "log"), ("log", entry.log), ("console", entry.console),
+                            ("run_dir", "run"), ("pidfile", entry.record), ("ca_bundle", "raddb/ca-bundle.pem")):
+            object.__setattr__(self, name, state / where)
 
 
 def quote(value: str) -> str:
@@ -191,137 +180,16 @@ def _path(p: Path) -> str:
 
 
 def render(cfg: RadiusConfig, state: Path) -> dict[str, str]:
-    """The instance's raddb tree as {file name: text}; clients.conf holds the secrets."""
+    """The instance's raddb tree as {file name: text}; clients.conf holds the secrets.
+
+    Templates: the ``freeradius`` entry of profiles/daemons.yml (one per file).
+    """
+    from ..service import render as render_template, spec
     paths = InstancePaths(Path(state))
-    return {"radiusd.conf": _radiusd_conf(cfg, paths), "clients.conf": _clients_conf(cfg)}
-
-
-def _clients_conf(cfg: RadiusConfig) -> str:
-    out = ["# aovpn-lab: RADIUS clients (the VPN gateways). Holds shared secrets: mode 0600.", ""]
-    for c in cfg.clients:
-        out += [f"client {c.name} {{",
-                f"\tipaddr = {c.address}",
-                f"\tsecret = {quote(c.secret.reveal())}",
-                # RFC 3579: EAP-Message always comes with Message-Authenticator; insist on it.
-                "\trequire_message_authenticator = yes",
-                f"\tshortname = {c.name}",
-                "\tnas_type = other",
-                "}", ""]
-    return "\n".join(out)
-
-
-def _radiusd_conf(cfg: RadiusConfig, p: InstancePaths) -> str:
-    return f"""# aovpn-lab: FreeRADIUS as the lab's NPS stand-in (EAP-TLS only). Rendered by
-# aovpn_lab.radius.config; changes are overwritten.
-prefix = /usr
-exec_prefix = /usr
-sysconfdir = /etc
-localstatedir = /var
-sbindir = /usr/sbin
-logdir = {_path(p.log_dir)}
-raddbdir = {_path(p.raddb)}
-radacctdir = {_path(p.log_dir)}
-name = freeradius
-confdir = ${{raddbdir}}
-modconfdir = ${{confdir}}/mods-config
-run_dir = {_path(p.run_dir)}
-db_dir = ${{raddbdir}}
-libdir = {LIBDIR}
-pidfile = {_path(p.run_dir / "radiusd.pid")}
-correct_escapes = true
-max_request_time = {int(cfg.max_request_time)}
-cleanup_delay = 2
-max_requests = 1024
-hostname_lookups = no
-proxy_requests = no
-
-log {{
-\tdestination = files
-\tcolourise = no
-\tfile = {_path(p.log)}
-\tsyslog_facility = daemon
-\tstripped_names = no
-\tauth = yes
-\tauth_badpass = no
-\tauth_goodpass = no
-\tmsg_denied = "You are already logged in - access denied"
-}}
-
-security {{
-\tallow_core_dumps = no
-\tmax_attributes = 200
-\treject_delay = {int(cfg.reject_delay)}
-\tstatus_server = yes
-}}
-
-thread pool {{
-\tstart_servers = 2
-\tmax_servers = 4
-\tmin_spare_servers = 1
-\tmax_spare_servers = 3
-\tmax_requests_per_server = 0
-\tauto_limit_acct = no
-}}
-
-$INCLUDE clients.conf
-
-modules {{
-\teap {{
-\t\tdefault_eap_type = tls
-\t\ttimer_expire = 60
-\t\tignore_unknown_eap_types = no
-\t\tcisco_accounting_username_bug = no
-\t\tmax_sessions = ${{max_requests}}
-\t\ttls-config tls-common {{
-\t\t\tprivate_key_file = {_path(cfg.key_file)}
-\t\t\tcertificate_file = {_path(cfg.cert_file)}
-\t\t\tca_file = {_path(ca_file(cfg, p))}
-\t\t\tauto_chain = yes
-\t\t\tfragment_size = {int(cfg.fragment_size)}
-\t\t\tinclude_length = yes
-\t\t\tcheck_crl = no
-\t\t\tcipher_list = "DEFAULT"
-\t\t\tcipher_server_preference = no
-\t\t\ttls_min_version = "{cfg.tls_min_version}"
-\t\t\ttls_max_version = "{cfg.tls_max_version}"
-\t\t\tecdh_curve = ""
-\t\t\tcache {{
-\t\t\t\tenable = no
-\t\t\t}}
-\t\t\tocsp {{
-\t\t\t\tenable = no
-\t\t\t}}
-\t\t}}
-\t\ttls {{
-\t\t\ttls = tls-common
-\t\t}}
-\t}}
-}}
-
-server default {{
-\tlisten {{
-\t\ttype = auth
-\t\tipaddr = {cfg.listen}
-\t\tport = {int(cfg.port)}
-\t}}
-\tauthorize {{
-\t\teap {{
-\t\t\tok = return
-\t\t}}
-\t\t# anything but EAP gets no Auth-Type and is rejected
-\t}}
-\tauthenticate {{
-\t\tAuth-Type eap {{
-\t\t\teap
-\t\t}}
-\t}}
-\tpost-auth {{
-\t\tPost-Auth-Type REJECT {{
-\t\t\teap
-\t\t}}
-\t}}
-}}
-"""
+    values = {"cfg": cfg, "paths": paths, "clients": cfg.clients, "ca_file": ca_file(cfg, paths), "libdir": LIBDIR}
+    filters = {"rpath": _path, "rquote": quote}
+    return {Path(dest).name: render_template(template, filters=filters, **values)
+            for dest, template in spec("freeradius").templates.items()}
 
 
 def ca_file(cfg: RadiusConfig, paths: InstancePaths) -> Path:
@@ -354,21 +222,17 @@ def strongswan_eap_radius(servers: dict[str, tuple[str, Secret]], *, port: int =
     The short retransmit policy makes an unanswered RADIUS server fail the exchange before
     the client's own IKE retransmits give up (~3 s with profiles/charon.yml).
     """
-    lines = ["eap-radius {", f"  retransmit_tries = {int(retransmit_tries)}",
-             f"  retransmit_timeout = {float(retransmit_timeout)}", f"  retransmit_base = {float(retransmit_base)}",
-             "  servers {"]
+    from ..service import render as render_template
+    checked = []
     for name, (address, secret) in servers.items():
         if not _NAME.match(name):
             raise ValueError(f"invalid RADIUS server name {name!r}")
         ipaddress.ip_address(address)
-        secret = secret if isinstance(secret, Secret) else Secret(secret)
-        lines += [f"    {name} {{", f"      address = {address}", f"      auth_port = {int(port)}",
-                  f"      secret = {_swan_quote(secret.reveal())}"]
-        if nas_identifier:
-            lines.append(f"      nas_identifier = {_swan_quote(nas_identifier)}")
-        lines.append("    }")
-    lines += ["  }", "}", ""]
-    return "\n".join(lines)
+        checked.append({"name": name, "address": address,
+                        "secret": secret if isinstance(secret, Secret) else Secret(secret)})
+    return render_template(EAP_RADIUS_TEMPLATE, filters={"swan_quote": _swan_quote}, servers=checked, port=port,
+                           retransmit_tries=retransmit_tries, retransmit_timeout=retransmit_timeout,
+                           retransmit_base=retransmit_base, nas_identifier=nas_identifier)
 
 
 def _swan_quote(value: str) -> str:

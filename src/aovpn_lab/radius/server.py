@@ -2,7 +2,9 @@
 
 Debian's FreeRADIUS service is never used (the machine's policy-rc.d keeps it stopped).
 Each instance has its own state folder (layout: `aovpn_lab.radius.config.InstancePaths`)
-and runs in the foreground of its own session::
+and runs under :mod:`aovpn_lab.service` (entry ``freeradius`` of profiles/daemons.yml:
+ready when its log says "Ready to process requests") in the foreground of its own
+session::
 
     ip netns exec NS /usr/sbin/freeradius -f -d STATE/raddb
 
@@ -30,18 +32,18 @@ errors; the shared secret comes from a 0600 file or an environment variable, nev
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import AovpnError, PreflightError, TargetError
+from ..service import Daemon, spec
+from .. import tool
 from ..tool import error_line
 from .config import (
     InstancePaths,
@@ -54,7 +56,6 @@ from .config import (
 )
 
 FREERADIUS = "/usr/sbin/freeradius"
-READY = "Ready to process requests"
 SECRET_ENV = "AOVPN_RADIUS_SECRET"
 
 
@@ -65,7 +66,10 @@ class FreeRadius:
         self.paths = InstancePaths(Path(state).absolute())
         self.netns = netns
         self.binary = binary
-        self._proc: subprocess.Popen | None = None
+        entry = spec("freeradius")
+        if binary != entry.binary:
+            entry = dataclasses.replace(entry, binary=binary)
+        self.daemon = Daemon(entry, self.paths.state, netns, error=TargetError)
 
     # -- configuration ------------------------------------------------------------
     def render(self, cfg: RadiusConfig) -> dict[str, str]:
@@ -92,48 +96,29 @@ class FreeRadius:
         if not os.path.exists(self.binary):
             raise PreflightError(f"{self.binary} is missing",
                                  hint="apt-get install -y --no-install-recommends freeradius")
-        res = subprocess.run([self.binary, "-C", "-d", str(self.paths.raddb), "-l", "stdout"],
-                             capture_output=True, text=True, timeout=30, check=False)
-        if res.returncode != 0:
+        res = tool.run([self.binary, "-C", "-d", str(self.paths.raddb), "-l", "stdout"],
+                       step="check the FreeRADIUS configuration", timeout=30)
+        if not res.ok:
             errors = [l.split(" : ", 1)[-1] for l in (res.stdout + res.stderr).splitlines() if "Error" in l]
             raise TargetError(f"FreeRADIUS rejects its configuration in {self.paths.raddb}: "
                               + ("; ".join(errors[-3:]) or error_line(res.stdout, res.stderr, res.returncode)),
                               hint="check the certificate/key paths and the listen address")
 
     def running_fingerprint(self) -> str | None:
-        try:
-            return self.paths.fingerprint.read_text().strip() or None
-        except OSError:
-            return None
+        return self.daemon.recorded().get("digest") if self.running else None
 
     # -- process ------------------------------------------------------------------
     def argv(self) -> list[str]:
-        cmd = [self.binary, "-f", "-d", str(self.paths.raddb)]
-        return ["ip", "netns", "exec", self.netns, *cmd] if self.netns else cmd
+        return self.daemon.argv()
 
     def pid(self) -> int | None:
         """The PID of this instance if it runs (checked against /proc, not trusted blindly)."""
-        try:
-            pid = int(self.paths.pidfile.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        return pid if self._is_ours(pid) else None
-
-    def _is_ours(self, pid: int) -> bool:
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return False
-        if state in ("Z", "X"):
-            return False
-        raddb = str(self.paths.raddb).encode()
-        return any(a.endswith(b"freeradius") for a in argv) and any(
-            argv[i] == b"-d" and argv[i + 1] == raddb for i in range(len(argv) - 1))
+        main = self.daemon.main()
+        return main.pid if main is not None else None
 
     @property
     def running(self) -> bool:
-        return self.pid() is not None
+        return self.daemon.running
 
     def start(self, timeout: float = 10.0, fp: str | None = None) -> int:
         """Start in the foreground of a new session; return its PID once it serves requests."""
@@ -148,66 +133,17 @@ class FreeRadius:
             raise TargetError(f"network namespace {self.netns} does not exist", hint="bring the lab topology up")
         if not (self.paths.raddb / "radiusd.conf").exists():
             raise TargetError(f"no configuration in {self.paths.raddb}", hint="write_config() first")
-        offset = self.paths.log.stat().st_size if self.paths.log.exists() else 0
-        with open(self.paths.console, "ab") as console:
-            os.chmod(self.paths.console, 0o600)
-            self._proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=console,
-                                          stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-        pid = self._proc.pid
-        _write_private(self.paths.pidfile, f"{pid}\n")
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._proc.poll() is not None:
-                why = self._last_errors(offset)
-                self.paths.pidfile.unlink(missing_ok=True)
-                raise TargetError(f"FreeRADIUS exited at start-up (code {self._proc.returncode}): {why}",
-                                  hint=f"see {self.paths.log} and {self.paths.console}")
-            if READY in self.log_text(offset):
-                break
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TargetError(f"FreeRADIUS did not get ready within {timeout:.0f}s",
-                                  hint=f"see {self.paths.log}")
-            time.sleep(0.02)
-        if fp:
-            _write_private(self.paths.fingerprint, fp + "\n")
+        self.daemon.start(timeout)
+        self.daemon.note(digest=fp)
+        pid = self.pid()
+        assert pid is not None
         return pid
 
     def stop(self, timeout: float = 5.0) -> bool:
         """SIGTERM (then SIGKILL) the recorded PID; True if it was running."""
-        pid = self.pid()
-        was = pid is not None
-        if pid is not None:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            if not self._wait_gone(pid, timeout):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self._wait_gone(pid, 3.0)
-        if self._proc is not None:
-            try:
-                self._proc.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
-            self._proc = None
-        self.paths.pidfile.unlink(missing_ok=True)
-        self.paths.fingerprint.unlink(missing_ok=True)
+        was = self.running
+        self.daemon.stop(grace=timeout)
         return was
-
-    def _wait_gone(self, pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc is not None and self._proc.pid == pid:
-                if self._proc.poll() is not None:
-                    return True
-            elif not self._is_ours(pid):
-                return True
-            time.sleep(0.02)
-        return False
 
     # -- logs -----------------------------------------------------------------------
     def log_text(self, offset: int = 0) -> str:
@@ -220,15 +156,6 @@ class FreeRadius:
 
     def log_size(self) -> int:
         return self.paths.log.stat().st_size if self.paths.log.exists() else 0
-
-    def _last_errors(self, offset: int) -> str:
-        text = self.log_text(offset)
-        try:
-            text += self.paths.console.read_text(errors="replace")[-4000:]
-        except OSError:
-            pass
-        errors = [l.split(" : ", 1)[-1].strip() for l in text.splitlines() if "Error" in l or "error" in l]
-        return "; ".join(errors[-3:]) or "no error logged"
 
     def status(self) -> dict[str, Any]:
         try:

@@ -4,12 +4,14 @@ Everything lives in the instance folder (mode 0710, group nogroup: the workers
 reach the sec-mod socket there; every file in it is 0600 root): ``ocserv.conf``, the certificate
 and key copied from a PEM pair, the plain password file (``ocpasswd``, SHA-256 crypt
 hashes made by ``openssl passwd -5 -stdin``: passwords travel on stdin only), the
-sec-mod socket, the pid file and ``ocserv.out``. The server hands out IPv4 addresses
+sec-mod socket, the pid file, ``ocserv.out`` and the supervisor's record (``instance.json``). The server hands out IPv4 addresses
 from ``pool`` (default 198.19.3.0/24, the server itself answers ping on the pool's first
 address), pushes the pool (and any extra ``routes``) as split-include routes and no DNS
-at all. ``ocserv -f`` runs under ``ip netns exec``; its main PID (and sec-mod, its
-child) are recorded with start time and executable inode, and only those are ever
-signalled. Debian's own ocserv service is never touched.
+at all. ``ocserv -f`` runs under :mod:`aovpn_lab.service` (entry ``ocserv`` of
+profiles/daemons.yml; its config from playbooks/roles/ocserv/templates/ocserv.conf.j2):
+its main PID is recorded with start time and executable inode, and only it (and the
+sec-mod and workers it forked) are ever signalled. Debian's own ocserv service is never
+touched.
 
 Command line, for the Ansible role ``playbooks/roles/ocserv``::
 
@@ -33,18 +35,16 @@ import ipaddress
 import json
 import os
 import re
-import shutil
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import tool
 from ..errors import AovpnError
-from ..ike.craft_netns import tcp_open
 from ..passwords import passwords_from_env
-from ..sstp.softether import ProcessId, _is_zombie, _ppid
+from ..service import Daemon, render, spec
+from ..service.cli import instance_parser, run
 from .script import write_script
 
 OCSERV = "/usr/sbin/ocserv"
@@ -59,9 +59,6 @@ PASSWORD_ENV_PREFIX = "AOVPN_TLSVPN_PASSWORD_"
 PASSWORD_ENV = "AOVPN_TLSVPN_PASSWORD"
 _SAFE_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _SAFE_PRIORITIES = re.compile(r"^[A-Za-z0-9%:+\-._]{1,400}$")
-# Popen objects of the servers this process started: kept so that they are waited for
-# (reaped) by down() instead of lingering as zombies or warning when collected.
-_STARTED: dict[int, subprocess.Popen] = {}
 
 
 class OcservError(AovpnError):
@@ -142,56 +139,12 @@ def render_config(settings: OcservSettings, state_dir: str | Path) -> str:
     >>> "tcp-port = 4443" in lines, "udp-port = 4443" in lines, any(l.startswith("dns") for l in lines)
     (True, True, False)
     """
-    d = Path(state_dir)
     net = settings.network
-    routes = [net] + [ipaddress.IPv4Network(r, strict=False) for r in settings.routes]
-    lines = [
-        "# Written by aovpn_lab.tlsvpn.ocserv: a lab instance. Every path is in this folder;",
-        "# no DNS is pushed (clients' resolv.conf stays as it is), no default route.",
-        f'auth = "plain[passwd={d / "ocpasswd"}]"',
-    ]
-    if settings.listen_host:
-        lines.append(f"listen-host = {settings.listen_host}")
-    lines.append(f"tcp-port = {settings.port}")
-    if settings.udp:
-        lines.append(f"udp-port = {settings.port}")
-    lines += [
-        f"run-as-user = {RUN_AS_USER}",
-        f"run-as-group = {RUN_AS_GROUP}",
-        f"socket-file = {d / 'ocserv.sock'}",
-        "isolate-workers = false",
-        f"server-cert = {d / 'server-cert.pem'}",
-        f"server-key = {d / 'server-key.pem'}",
-        f"max-clients = {settings.max_clients}",
-        "max-same-clients = 0",
-        "rate-limit-ms = 0",
-        f"keepalive = {settings.keepalive}",
-        f"dpd = {settings.dpd}",
-        f"mobile-dpd = {settings.dpd}",
-        "switch-to-tcp-timeout = 25",
-        "try-mtu-discovery = false",
-        f'tls-priorities = "{settings.tls_priorities}"',
-        "auth-timeout = 60",
-        "min-reauth-time = 1",
-        "max-ban-score = 0",  # lab probes fail on purpose; never ban their address
-        "cookie-timeout = 300",
-        "deny-roaming = false",
-        "rekey-time = 172800",
-        "rekey-method = ssl",
-        "use-occtl = false",
-        f"pid-file = {d / 'ocserv.pid'}",
-        "log-level = 2",
-        "device = vpns",
-        "predictable-ips = true",
-        f"ipv4-network = {net.network_address}",
-        f"ipv4-netmask = {net.netmask}",
-        "tunnel-all-dns = false",
-        "ping-leases = false",
-        "cisco-client-compat = true",
-        "dtls-legacy = true",
-    ]
-    lines += [f"route = {r.network_address}/{r.netmask}" for r in routes]
-    return "\n".join(lines) + "\n"
+    return render(spec("ocserv").templates["ocserv.conf"], state=str(Path(state_dir)), settings=settings,
+                  listen_host=settings.listen_host, port=settings.port, udp=settings.udp,
+                  run_as_user=RUN_AS_USER, run_as_group=RUN_AS_GROUP, max_clients=settings.max_clients,
+                  keepalive=settings.keepalive, dpd=settings.dpd, tls_priorities=settings.tls_priorities,
+                  network=net, routes=[net] + [ipaddress.IPv4Network(r, strict=False) for r in settings.routes])
 
 
 # ---------------------------------------------------------------------- password file
@@ -200,12 +153,12 @@ def render_config(settings: OcservSettings, state_dir: str | Path) -> str:
 def _openssl_passwd(password: str, salt: str | None = None) -> str:
     argv = [OPENSSL, "passwd", "-5", "-stdin"] + (["-salt", salt] if salt else [])
     try:
-        res = subprocess.run(argv, input=password + "\n", capture_output=True, text=True,
-                             timeout=10, check=False)
-    except FileNotFoundError:
-        raise OcservError("openssl is not installed", hint="apt-get install -y openssl") from None
+        # The password goes on stdin only, never on a command line.
+        res = tool.run(argv, step="hash a password", input=password + "\n", timeout=10)
+    except tool.ToolError as exc:
+        raise OcservError(exc.message, hint="apt-get install -y openssl") from None
     out = res.stdout.strip()
-    if res.returncode != 0 or not out.startswith("$5$"):
+    if not res.ok or not out.startswith("$5$"):
         raise OcservError(f"openssl passwd failed ({res.returncode})")
     return out
 
@@ -271,78 +224,31 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _reap(entries: list[dict]) -> None:
-    """Wait for those of ``entries`` that this process started and that have exited."""
-    for entry in entries:
-        proc = _STARTED.get(entry["pid"])
-        if proc is not None and proc.poll() is not None:
-            _STARTED.pop(entry["pid"], None)
-
-
 class OcservInstance:
     """One ocserv in one network namespace, all state under ``state_dir``."""
 
     def __init__(self, state_dir: Path | str, netns: str | None = None) -> None:
         self.state_dir = Path(state_dir).resolve()
         self._netns = netns
-
-    # -- recorded state
+        self.daemon = Daemon("ocserv", self.state_dir, netns, error=OcservError)
 
     @property
     def config_path(self) -> Path:
         return self.state_dir / "ocserv.conf"
 
     def recorded(self) -> dict | None:
-        try:
-            return json.loads((self.state_dir / STATE_FILE).read_text())
-        except (OSError, ValueError):
-            return None
-
-    def _record(self, data: dict) -> None:
-        path = self.state_dir / STATE_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
+        return self.daemon.recorded() or None
 
     @property
     def netns(self) -> str | None:
-        if self._netns:
-            return self._netns
-        return (self.recorded() or {}).get("netns")
-
-    @staticmethod
-    def _owned(entry: dict) -> bool:
-        try:
-            return ProcessId(**entry).alive()
-        except TypeError:
-            return False
-
-    def _main_entry(self) -> dict | None:
-        state = self.recorded() or {}
-        main = state.get("main")
-        return main if main and self._owned(main) else None
+        return self.daemon.netns
 
     def is_running(self) -> bool:
-        return self._main_entry() is not None
+        return self.daemon.running
 
     def pids(self) -> list[int]:
         """The main process and every live process it forked (sec-mod, workers)."""
-        main = self._main_entry()
-        if main is None:
-            return []
-        return [main["pid"]] + [p.pid for p in self._children(main)]
-
-    @staticmethod
-    def _children(entry: dict) -> list[ProcessId]:
-        found = []
-        for name in os.listdir("/proc"):
-            if name.isdigit() and _ppid(int(name)) == entry["pid"] and not _is_zombie(int(name)):
-                child = ProcessId.of(int(name))
-                if child and (child.exe_dev, child.exe_ino) == (entry["exe_dev"], entry["exe_ino"]):
-                    found.append(child)
-        return found
-
-    # -- lifecycle
+        return self.daemon.pids()
 
     def up(self, settings: OcservSettings, cert_pem: Path | str, key_pem: Path | str, *,
            start_timeout: float = 10.0) -> dict:
@@ -360,34 +266,28 @@ class OcservInstance:
         config = render_config(settings, self.state_dir)
         digest = hashlib.sha256(json.dumps(
             [netns, config, cert_data.decode(), key_data.decode(), passwd]).encode()).hexdigest()
-        state = self.recorded() or {}
-        changed = restarted = False
-        if self.is_running() and state.get("digest") != digest:
-            self.down()
-            restarted = True
-        start_ms = None
-        if not self.is_running():
-            self._stop_leftovers()
+
+        def write() -> None:
             _write_private(self.state_dir / "server-cert.pem", cert_data)
             _write_private(self.state_dir / "server-key.pem", key_data)
             _write_private(self.state_dir / "ocpasswd", passwd)
             _write_private(self.config_path, config)
-            start_ms = self._start(netns, settings, start_timeout)
-            changed = True
+
+        self.daemon = Daemon("ocserv", self.state_dir, netns, error=OcservError,
+                             values={"listen": settings.listen_host or "127.0.0.1", "port": settings.port})
+        started = self.daemon.ensure(digest, write, timeout=start_timeout)
         script = write_script(self.state_dir)
-        state = self.recorded() or {}
-        state.update(digest=digest, port=settings.port, udp=settings.udp, pool=str(settings.network),
-                     listen_host=settings.listen_host, users=sorted(settings.users),
-                     ping_target=settings.ping_target)
-        self._record(state)
+        self.daemon.note(port=settings.port, udp=settings.udp, pool=str(settings.network),
+                         listen_host=settings.listen_host, users=sorted(settings.users),
+                         ping_target=settings.ping_target)
         return {
-            "changed": changed, "restarted": restarted, "netns": netns,
+            "changed": started["changed"], "restarted": started["restarted"], "netns": netns,
             "state_dir": str(self.state_dir), "pids": self.pids(), "port": settings.port,
             "udp": settings.udp, "listen_host": settings.listen_host, "pool": str(settings.network),
             "routes": [str(settings.network)] + list(settings.routes),
             "ping_target": settings.ping_target, "users": sorted(settings.users),
             "certificate_sha256": leaf_sha256, "config": str(self.config_path),
-            "vpnc_script": str(script), "start_ms": start_ms,
+            "vpnc_script": str(script), "start_ms": started["start_ms"],
             "seconds": round(time.monotonic() - began, 3),
         }
 
@@ -411,104 +311,17 @@ class OcservInstance:
         from ..ike.craft_netns import require_netns
         return require_netns(self._netns, OcservError)
 
-    def _start(self, netns: str, settings: OcservSettings, timeout: float) -> int:
-        probe_host = settings.listen_host or "127.0.0.1"
-        if tcp_open(netns, probe_host, settings.port, 0.3):
-            raise OcservError(f"TCP port {settings.port} in namespace {netns} is already in use",
-                              hint="stop whatever listens there, or choose --port")
-        began = time.monotonic()
-        with open(self.state_dir / "ocserv.out", "ab") as log:
-            proc = subprocess.Popen(
-                ["ip", "netns", "exec", netns, OCSERV, "-f", "-c", str(self.config_path)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True)
-        _STARTED[proc.pid] = proc
-        main = None
-        deadline = began + timeout
-        while time.monotonic() < deadline:
-            code = proc.poll()
-            if code is not None:
-                raise OcservError(f"ocserv in {netns} exited with status {code} during start: "
-                                  f"{self._tail()}", hint=f"see {self.state_dir}/ocserv.out")
-            if main is None and self._is_ocserv(proc.pid):
-                # `ip netns exec` execs ocserv: same PID. Recorded at once, so that a failed
-                # start can still be stopped by PID.
-                main = ProcessId.of(proc.pid)
-                if main is not None:
-                    self._record({"netns": netns, "started": time.time(), "main": vars(main)})
-            if main is not None and tcp_open(netns, probe_host, settings.port, 0.2):
-                return int((time.monotonic() - began) * 1000)
-            time.sleep(0.03)
-        self.down()
-        raise OcservError(f"ocserv in {netns} did not listen on {settings.port} within {timeout:g} s",
-                          hint=f"see {self.state_dir}/ocserv.out")
-
-    @staticmethod
-    def _is_ocserv(pid: int) -> bool:
-        try:
-            exe, ours = os.stat(f"/proc/{pid}/exe"), os.stat(OCSERV)
-        except OSError:
-            return False
-        return (exe.st_dev, exe.st_ino) == (ours.st_dev, ours.st_ino)
-
-    def _tail(self, lines: int = 5) -> str:
-        text = _read(self.state_dir / "ocserv.out")
-        return " | ".join(l.strip() for l in text.splitlines()[-lines:] if l.strip()) or "(no output)"
-
     def down(self, *, grace: float = 4.0) -> dict:
         """Stop the processes this instance started, by PID; leave everything else."""
-        state = self.recorded()
-        if not state:
-            return {"changed": False, "stopped": [], "killed": [], "state_dir": str(self.state_dir)}
-        main = state.get("main")
-        owned: list[dict] = []
-        if main and self._owned(main):
-            owned.append(main)
-            owned += [vars(c) for c in self._children(main)]
-        stopped, killed = [], []
-        if owned:
-            try:
-                os.kill(owned[0]["pid"], signal.SIGTERM)  # main stops sec-mod and workers
-                stopped.append(owned[0]["pid"])
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(self._owned(e) for e in owned):
-            time.sleep(0.03)
-            _reap(owned)
-        for entry in owned:
-            if self._owned(entry):
-                try:
-                    os.kill(entry["pid"], signal.SIGKILL)
-                    killed.append(entry["pid"])
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline and any(self._owned(e) for e in owned):
-            time.sleep(0.03)
-        _reap(owned)
-        left = [e["pid"] for e in owned if self._owned(e)]
-        if left:
-            raise OcservError(f"ocserv PIDs {left} did not exit after SIGKILL")
-        state["main"] = None
-        self._record(state)
-        return {"changed": bool(stopped or killed), "stopped": stopped, "killed": killed,
+        result = self.daemon.stop(grace)
+        return {"changed": bool(result["stopped"] or result["killed"]), **result,
                 "state_dir": str(self.state_dir)}
 
-    def _stop_leftovers(self) -> None:
-        state = self.recorded() or {}
-        if state.get("main") and self._owned(state["main"]):
-            self.down()
-
     def status(self) -> dict:
-        state = self.recorded() or {}
-        running = self.is_running()
-        listening = None
-        if running and state.get("netns") and state.get("port"):
-            listening = tcp_open(state["netns"], state.get("listen_host") or "127.0.0.1",
-                                  state["port"], 0.3)
-        return {"running": running, "netns": state.get("netns"), "pids": self.pids(),
-                "port": state.get("port"), "listening": listening, "pool": state.get("pool"),
+        state = self.daemon.recorded()
+        status = self.daemon.status()
+        return {"running": status["running"], "netns": status["netns"], "pids": status["pids"],
+                "port": state.get("port"), "listening": status["ready"], "pool": state.get("pool"),
                 "users": state.get("users", []), "ping_target": state.get("ping_target"),
                 "state_dir": str(self.state_dir)}
 
@@ -521,12 +334,8 @@ def users_from_env(names: list[str], environ=os.environ) -> dict[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m aovpn_lab.tlsvpn.ocserv",
-                                description="Lab ocserv (AnyConnect-compatible TLS VPN) in a netns.")
-    sub = p.add_subparsers(dest="action", required=True)
-    up = sub.add_parser("up", help="start (or keep) an instance")
-    up.add_argument("--netns", required=True)
-    up.add_argument("--state", required=True, help="instance folder (created, mode 0700)")
+    p, _, up = instance_parser("python -m aovpn_lab.tlsvpn.ocserv",
+                               "Lab ocserv (AnyConnect-compatible TLS VPN) in a netns.")
     up.add_argument("--cert", required=True, help="server certificate PEM (leaf first; a fullchain works)")
     up.add_argument("--key", required=True, help="its private key, PEM, unencrypted")
     up.add_argument("--user", action="append", default=[], required=True,
@@ -536,38 +345,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--listen", help="listen on this address only")
     up.add_argument("--pool", default=DEFAULT_POOL)
     up.add_argument("--route", action="append", default=[], help="extra split-include route (CIDR)")
-    down = sub.add_parser("down", help="stop the instance's processes (by recorded PID)")
-    down.add_argument("--state", required=True)
-    down.add_argument("--purge", action="store_true", help="also delete the instance folder")
-    status = sub.add_parser("status", help="is the instance running and listening")
-    status.add_argument("--state", required=True)
     return p
 
 
+def _up(args: argparse.Namespace) -> dict:
+    settings = OcservSettings(users=users_from_env(args.user), port=args.port, udp=not args.no_udp,
+                              listen_host=args.listen, pool=args.pool, routes=args.route)
+    return OcservInstance(args.state, args.netns).up(settings, args.cert, args.key)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.action == "up":
-            settings = OcservSettings(users=users_from_env(args.user), port=args.port,
-                                      udp=not args.no_udp, listen_host=args.listen,
-                                      pool=args.pool, routes=args.route)
-            result = OcservInstance(args.state, args.netns).up(settings, args.cert, args.key)
-        elif args.action == "down":
-            instance = OcservInstance(args.state)
-            result = instance.down()
-            if args.purge and instance.state_dir.exists():
-                shutil.rmtree(instance.state_dir)
-                result.update(changed=True, purged=True)
-        else:
-            result = OcservInstance(args.state).status()
-            print(json.dumps(result))
-            return 0 if result["running"] else 1
-    except AovpnError as exc:
-        print(json.dumps({"failed": True, "msg": str(exc)}))
-        print(f"ocserv: error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(result))
-    return 0
+    return run(build_parser().parse_args(argv), name="ocserv", up=_up, instance=OcservInstance)
 
 
 if __name__ == "__main__":
