@@ -1,7 +1,7 @@
 """The IKE_AUTH a chain makes: its predicted size and the IP fragments at the path MTU.
 
-Only what an IKEv2 peer sends counts: the leaf and the intermediates, never a
-self-signed root (docs/domain.md, "Certificates").
+Only what an IKEv2 peer sends counts: the leaf and the intermediates; a self-signed
+root is left out (the other side holds it as its trust anchor).
 """
 from __future__ import annotations
 
