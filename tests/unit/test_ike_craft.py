@@ -22,7 +22,7 @@ from scapy.contrib.ikev2 import (
     IKEv2_VendorID,
 )
 
-from aovpn_lab.ike import craft
+from aovpn_lab.ike import craft, offer
 from aovpn_lab.ike import transforms as tf
 
 SPI = bytes.fromhex("0123456789abcdef")
@@ -214,9 +214,7 @@ def test_parse_no_proposal_chosen():
 
 
 def test_parse_accepted_with_chosen_proposal():
-    from aovpn_lab.ike.craft import _proposal_chain
-
-    sa = IKEv2_SA(prop=_proposal_chain([tf.parse_proposal("aes128gcm16-prfsha256-ecp256")]))
+    sa = IKEv2_SA(prop=offer.proposal_chain([tf.parse_proposal("aes128gcm16-prfsha256-ecp256")]))
     data = answer(sa, IKEv2_KE(group=19, ke=b"\x01" * 64), IKEv2_Nonce(nonce=b"r" * 32),
                   IKEv2_Notify(proto=0, type=16430), rspi=b"\x11" * 8)
     a = craft.parse_ike_answer(data)
@@ -306,7 +304,7 @@ class FakeResponder:
                                         notify=struct.pack("!H", chosen.dh_groups[0])), spi=spi)
         else:
             self.created_state += 1
-            reply = answer(IKEv2_SA(prop=craft._proposal_chain([chosen])),
+            reply = answer(IKEv2_SA(prop=offer.proposal_chain([chosen])),
                            IKEv2_KE(group=ke.group, ke=b"\x02" * len(ke.ke)),
                            IKEv2_Nonce(nonce=b"n" * 32), spi=spi, rspi=b"\x22" * 8)
         return (craft.NON_ESP_MARKER + reply) if marker else reply
@@ -361,7 +359,7 @@ def fake_net(monkeypatch):
         state["socks"].append(s)
         return s
 
-    monkeypatch.setattr(craft, "_new_socket", new_socket)
+    monkeypatch.setattr(craft, "new_socket", new_socket)
     return state
 
 

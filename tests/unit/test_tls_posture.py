@@ -199,8 +199,8 @@ def test_strict_validation_is_only_reported_when_openssl_trusts(pki):
 
 
 def test_name_errors_from_strict_validation_are_left_to_the_name_check():
-    assert tp._is_name_error("validation failed: leaf certificate has no matching subjectAltName")
-    assert not tp._is_name_error("validation failed: invalid extension: 2.5.29.35: missing")
+    assert tp.is_name_error("validation failed: leaf certificate has no matching subjectAltName")
+    assert not tp.is_name_error("validation failed: invalid extension: 2.5.29.35: missing")
 
 
 def test_unreachable_is_one_fail_and_nothing_else():
@@ -225,7 +225,7 @@ def test_an_untested_protocol_is_reported(pki):
      ("health-no-answer", "fail")),
 ])
 def test_health_findings(health, expected):
-    assert [(f.code, f.severity) for f in tp._health_findings(health)] == [expected]
+    assert [(f.code, f.severity) for f in tp.health_findings(health)] == [expected]
 
 
 def test_json_and_text_output(pki):

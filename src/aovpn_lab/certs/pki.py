@@ -44,7 +44,6 @@ import argparse
 import datetime as dt
 import fcntl
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -52,39 +51,25 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 from aovpn_lab.certs.errors import CertificateProfileError
-from aovpn_lab.certs.oids import UPN_OID, eku_oid
-from aovpn_lab.certs.profiles import CaSpec, CertProfile, ExtensionSpec, KeySpec, load_profile
+from aovpn_lab.certs.issuing import BACKDATE as BACKDATE  # re-exported for callers of pki
+from aovpn_lab.certs.issuing import generate_keys, issue_cas, leaf_cert
+from aovpn_lab.certs.profiles import CertProfile, load_profile
 
 MANIFEST_NAME = "pki-manifest.json"
 LOCK_NAME = ".pki.lock"
 MANIFEST_FORMAT = 1
 #: A cached set whose earliest leaf expires sooner than this is regenerated.
 RENEW_BEFORE = dt.timedelta(days=1)
-#: Certificates are back-dated this much, for peers whose clocks run a little behind.
-BACKDATE = dt.timedelta(hours=1)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,252}$")
-_SUBJECT_OIDS = {
-    "C": NameOID.COUNTRY_NAME,
-    "ST": NameOID.STATE_OR_PROVINCE_NAME,
-    "L": NameOID.LOCALITY_NAME,
-    "O": NameOID.ORGANIZATION_NAME,
-    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
-    "CN": NameOID.COMMON_NAME,
-}
-
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 @dataclass(frozen=True)
@@ -308,151 +293,6 @@ def _files(out_dir: Path, request: _Request, *, generated: bool, seconds: float)
     )
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
-def _name(attrs: dict[str, str], cn: str) -> x509.Name:
-    rdns = [x509.NameAttribute(_SUBJECT_OIDS[k], v) for k, v in attrs.items() if k != "CN"]
-    rdns.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
-    return x509.Name(rdns)
-
-
-def _der_utf8(text: str) -> bytes:
-    data = text.encode("utf-8")
-    n = len(data)
-    if n < 0x80:
-        length = bytes([n])
-    else:
-        raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-        length = bytes([0x80 | len(raw)]) + raw
-    return b"\x0c" + length + data
-
-
-def _revocation_extensions(builder: x509.CertificateBuilder, spec: ExtensionSpec, issuer_slug: str) -> x509.CertificateBuilder:
-    fill = lambda url: url.replace("{ca}", issuer_slug)  # noqa: E731
-    if spec.crl_distribution_points:
-        points = [
-            x509.DistributionPoint(
-                full_name=[x509.UniformResourceIdentifier(fill(u))], relative_name=None, reasons=None, crl_issuer=None
-            )
-            for u in spec.crl_distribution_points
-        ]
-        builder = builder.add_extension(x509.CRLDistributionPoints(points), critical=False)
-    access = [
-        x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(fill(u)))
-        for u in spec.ocsp
-    ] + [
-        x509.AccessDescription(x509.AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(fill(u)))
-        for u in spec.ca_issuers
-    ]
-    if access:
-        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
-    if spec.policies:
-        infos = []
-        for p in spec.policies:
-            qualifiers: list[str | x509.UserNotice] = []
-            if p.cps:
-                qualifiers.append(fill(p.cps))
-            if p.notice:
-                qualifiers.append(x509.UserNotice(notice_reference=None, explicit_text=p.notice))
-            infos.append(x509.PolicyInformation(x509.ObjectIdentifier(p.oid), qualifiers or None))
-        builder = builder.add_extension(x509.CertificatePolicies(infos), critical=False)
-    return builder
-
-
-def _base_builder(subject: x509.Name, issuer: x509.Name, public_key: Any, now: dt.datetime, days: int) -> x509.CertificateBuilder:
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-    )
-
-
-def _aki(issuer_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
-    ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-
-
-def _ca_cert(
-    spec: CaSpec,
-    key: PrivateKey,
-    issuer: tuple[x509.Certificate, PrivateKey, str] | None,
-    path_length: int | None,
-    extensions: ExtensionSpec | None,
-    profile: CertProfile,
-    now: dt.datetime,
-    days: int,
-) -> x509.Certificate:
-    subject = _name(spec.subject, spec.name)
-    issuer_name = issuer[0].subject if issuer else subject
-    b = _base_builder(subject, issuer_name, key.public_key(), now, days)
-    b = b.add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-    b = b.add_extension(
-        x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-            key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
-        ),
-        critical=True,
-    )
-    if issuer:
-        b = b.add_extension(_aki(issuer[0]), critical=False)
-        if extensions and not extensions.empty:
-            b = _revocation_extensions(b, extensions, issuer[2])
-    return b.sign(issuer[1] if issuer else key, profile.hash_algorithm())
-
-
-def _leaf_cert(
-    name: str,
-    role: str,
-    key: PrivateKey,
-    issuer: tuple[x509.Certificate, PrivateKey, str],
-    profile: CertProfile,
-    now: dt.datetime,
-    days: int,
-) -> x509.Certificate:
-    role_spec = profile.roles[role]
-    b = _base_builder(_name(profile.leaf.subject, name), issuer[0].subject, key.public_key(), now, days)
-    b = b.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-    usages = set(role_spec.key_usage["rsa" if isinstance(key, rsa.RSAPrivateKey) else "ec"])
-    b = b.add_extension(
-        x509.KeyUsage(
-            digital_signature="digital_signature" in usages,
-            content_commitment="content_commitment" in usages,
-            key_encipherment="key_encipherment" in usages,
-            data_encipherment="data_encipherment" in usages,
-            key_agreement="key_agreement" in usages,
-            key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
-        ),
-        critical=True,
-    )
-    if role_spec.eku:
-        b = b.add_extension(x509.ExtendedKeyUsage([eku_oid(e) for e in role_spec.eku]), critical=False)
-    sans: list[x509.GeneralName] = []
-    upn = name if "@" in name else (f"{name}@{profile.upn_suffix}" if profile.upn_suffix else None)
-    for kind in role_spec.san:
-        if kind == "dns":
-            try:
-                sans.append(x509.IPAddress(ipaddress.ip_address(name)))
-            except ValueError:
-                sans.append(x509.DNSName(name))
-        elif kind == "upn" and upn:
-            sans.append(x509.OtherName(UPN_OID, _der_utf8(upn)))
-        elif kind == "email" and upn:
-            sans.append(x509.RFC822Name(upn))
-    if sans:
-        b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    b = b.add_extension(_aki(issuer[0]), critical=False)
-    if not profile.leaf_extensions.empty:
-        b = _revocation_extensions(b, profile.leaf_extensions, issuer[2])
-    return b.sign(issuer[1], profile.hash_algorithm())
-
-
 def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
@@ -470,39 +310,14 @@ def _write(path: Path, data: bytes, mode: int) -> None:
         raise
 
 
-def _generate_keys(specs: list[KeySpec]) -> list[PrivateKey]:
-    # RSA-4096 generation dominates the run time and releases the GIL: use threads.
-    if sum(1 for s in specs if s.type == "rsa") < 2:
-        return [s.generate() for s in specs]
-    with ThreadPoolExecutor(max_workers=min(len(specs), os.cpu_count() or 2, 8)) as pool:
-        return list(pool.map(lambda s: s.generate(), specs))
-
-
-def _generate(out_dir: Path, request: _Request) -> None:
+def _issue(request: _Request, now: dt.datetime) -> tuple[dict[str, tuple[bytes, int]], dt.datetime]:
+    """Every file of the set (name -> (data, mode)) and the earliest leaf expiry."""
     prof = request.profile
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     cas = [prof.root, *prof.intermediates]
-    keys = _generate_keys([c.key for c in cas] + [prof.leaf.key for _ in request.entities])
+    keys = generate_keys([c.key for c in cas] + [prof.leaf.key for _ in request.entities])
     ca_keys, leaf_keys = keys[: len(cas)], keys[len(cas) :]
-
     leaf_days = request.validity_days
-    # Each CA outlives what it signs: its own configured validity, but at least one day
-    # longer than the longest-lived certificate below it.
-    ca_days: list[int] = []
-    floor = leaf_days
-    for spec in reversed(cas):
-        floor = max(spec.validity_days, floor + 1)
-        ca_days.append(floor)
-    ca_days.reverse()
-
-    root = _ca_cert(prof.root, ca_keys[0], None, None, None, prof, now, ca_days[0])
-    issuer = (root, ca_keys[0], _slug(prof.root.name))
-    intermediates: list[x509.Certificate] = []
-    n = len(prof.intermediates)
-    for i, spec in enumerate(prof.intermediates):
-        cert = _ca_cert(spec, ca_keys[i + 1], issuer, n - 1 - i, prof.intermediate_extensions, prof, now, ca_days[i + 1])
-        intermediates.append(cert)
-        issuer = (cert, ca_keys[i + 1], _slug(spec.name))
+    root, intermediates, issuer = issue_cas(prof, ca_keys, now, leaf_days)
 
     chain_pem = b"".join(_pem(c) for c in reversed(intermediates))
     outputs: dict[str, tuple[bytes, int]] = {
@@ -512,7 +327,7 @@ def _generate(out_dir: Path, request: _Request) -> None:
     }
     earliest = None
     for (name, role), key in zip(request.entities, leaf_keys):
-        cert = _leaf_cert(name, role, key, issuer, prof, now, leaf_days)
+        cert = leaf_cert(name, role, key, issuer, prof, now, leaf_days)
         earliest = min(earliest or cert.not_valid_after_utc, cert.not_valid_after_utc)
         key_pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -522,6 +337,13 @@ def _generate(out_dir: Path, request: _Request) -> None:
         outputs[f"{name}.fullchain.pem"] = (_pem(cert) + chain_pem, 0o644)
     if earliest is None:
         earliest = root.not_valid_after_utc
+    return outputs, earliest
+
+
+def _generate(out_dir: Path, request: _Request) -> None:
+    prof = request.profile
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    outputs, earliest = _issue(request, now)
 
     # Drop the previous manifest first: if we are interrupted, the set is "incomplete".
     manifest_path = out_dir / MANIFEST_NAME

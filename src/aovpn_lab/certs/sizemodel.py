@@ -149,6 +149,41 @@ def auth_data_size(key: Any, signature_encoding: str = "rfc7427") -> int:
     return raw_sig
 
 
+def _check_model(auth_method: str, role: str, cipher: str, signature_encoding: str) -> None:
+    if auth_method not in AUTH_METHODS:
+        raise ValueError(f"unknown auth_method {auth_method!r} (known: {', '.join(AUTH_METHODS)})")
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r} (known: initiator, responder)")
+    if cipher not in _CIPHERS:
+        raise ValueError(f"unknown cipher {cipher!r} (known: {', '.join(_CIPHERS)})")
+    if signature_encoding not in ("rfc7427", "classic"):
+        raise ValueError("signature_encoding must be 'rfc7427' or 'classic'")
+
+
+def _initiator_parts(parts: dict[str, int], auth_method: str, certreq_cas: int,
+                     peer_id_len: int | None, virtual_ip: bool) -> None:
+    h = GENERIC_PAYLOAD_HEADER
+    if auth_method != "psk" and certreq_cas > 0:
+        parts["CERTREQ"] = h + 1 + 20 * certreq_cas
+    if peer_id_len is not None:
+        parts["IDr"] = h + 4 + peer_id_len
+    parts["N(INITIAL_CONTACT,MOBIKE_SUP,NO_ADD_ADDR,MULT_AUTH,EAP_ONLY,MSGID_SYN_SUP)"] = 6 * 8
+    if virtual_ip:
+        parts["CP(CFG_REQUEST)"] = h + 4 + 2 * 4
+
+
+def _responder_parts(parts: dict[str, int], auth_method: str, auth_lifetime: bool,
+                     virtual_ip: bool, eap: bool) -> None:
+    h = GENERIC_PAYLOAD_HEADER
+    parts["N(MOBIKE_SUP,NO_ADD_ADDR)"] = 2 * 8
+    if auth_lifetime:
+        parts["N(AUTH_LIFETIME)"] = 12
+    if virtual_ip:
+        parts["CP(CFG_REPLY)"] = h + 4 + 2 * 8
+    if eap:
+        parts["EAP"] = h + (6 if auth_method == "eap-tls" else 5)
+
+
 def ike_auth_breakdown(
     chain_der_sizes: Sequence[int] | Iterable[int],
     auth_method: str = "pubkey",
@@ -172,14 +207,7 @@ def ike_auth_breakdown(
     ``chain_der_sizes``: DER sizes of the certificates this side SENDS, leaf first, root
     excluded. ``peer_id_len``: initiator only, the IDr it proposes (None: no IDr sent).
     """
-    if auth_method not in AUTH_METHODS:
-        raise ValueError(f"unknown auth_method {auth_method!r} (known: {', '.join(AUTH_METHODS)})")
-    if role not in ROLES:
-        raise ValueError(f"unknown role {role!r} (known: initiator, responder)")
-    if cipher not in _CIPHERS:
-        raise ValueError(f"unknown cipher {cipher!r} (known: {', '.join(_CIPHERS)})")
-    if signature_encoding not in ("rfc7427", "classic"):
-        raise ValueError("signature_encoding must be 'rfc7427' or 'classic'")
+    _check_model(auth_method, role, cipher, signature_encoding)
     sizes = [int(s) for s in chain_der_sizes]
     if any(s <= 0 for s in sizes):
         raise ValueError(f"certificate sizes must be positive, got {sizes}")
@@ -195,21 +223,9 @@ def ike_auth_breakdown(
             parts[f"CERT[{i}]"] = h + 1 + s
         parts["AUTH"] = h + 4 + auth_data_size(key, signature_encoding)
     if role == "initiator":
-        if auth_method != "psk" and certreq_cas > 0:
-            parts["CERTREQ"] = h + 1 + 20 * certreq_cas
-        if peer_id_len is not None:
-            parts["IDr"] = h + 4 + peer_id_len
-        parts["N(INITIAL_CONTACT,MOBIKE_SUP,NO_ADD_ADDR,MULT_AUTH,EAP_ONLY,MSGID_SYN_SUP)"] = 6 * 8
-        if virtual_ip:
-            parts["CP(CFG_REQUEST)"] = h + 4 + 2 * 4
+        _initiator_parts(parts, auth_method, certreq_cas, peer_id_len, virtual_ip)
     else:
-        parts["N(MOBIKE_SUP,NO_ADD_ADDR)"] = 2 * 8
-        if auth_lifetime:
-            parts["N(AUTH_LIFETIME)"] = 12
-        if virtual_ip:
-            parts["CP(CFG_REPLY)"] = h + 4 + 2 * 8
-        if eap:
-            parts["EAP"] = h + (6 if auth_method == "eap-tls" else 5)
+        _responder_parts(parts, auth_method, auth_lifetime, virtual_ip, eap)
     if additional_addresses:
         parts["N(ADDITIONAL_IP4_ADDRESS)"] = 12 * additional_addresses
     parts["SA"] = sa_bytes

@@ -5,7 +5,9 @@
     print(report.render_text()); report.to_json()                        # doctest: +SKIP
 
 Modules: :mod:`~aovpn_lab.pathscan.probes` (tagged probes: IKE on UDP 500/4500, TCP SYN
-443, native ESP, L2TP on 1701, self-fragmented UDP 4500 datagrams),
+443, native ESP, L2TP on 1701, self-fragmented UDP 4500 datagrams; sent and answered, from
+:mod:`~aovpn_lab.pathscan.plan`, :mod:`~aovpn_lab.pathscan.packets`,
+:mod:`~aovpn_lab.pathscan.answers` and :mod:`~aovpn_lab.pathscan.outcome`),
 :mod:`~aovpn_lab.pathscan.evidence` (arrival from the far-end capture),
 :mod:`~aovpn_lab.pathscan.scan` (:func:`scan_path`, :class:`PathReport`, findings),
 :mod:`~aovpn_lab.pathscan.command` (``aovpn-lab scan``).
