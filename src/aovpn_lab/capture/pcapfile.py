@@ -90,6 +90,11 @@ class _Tracked:
             self.short = True
         return data
 
+    def check(self) -> None:
+        """Raise the read error a reader swallowed (a damaged gzip stream)."""
+        if self.error is not None:
+            raise OSError(self.error) from None
+
     def seek(self, pos: int) -> None:
         self.f.seek(pos)
         self.pos = pos
@@ -164,8 +169,7 @@ def read_frames(path: str | os.PathLike, info: CaptureInfo | None = None) -> Ite
             info.last_ts = frame.ts
             info.linktypes.add(frame.linktype)
             yield frame
-        if stream.error is not None:
-            raise OSError(stream.error)
+        stream.check()
     except OSError as exc:
         if gz:
             raise CaptureInputError(p, f"gzip stream is damaged ({stream.error or exc})", _HINT_TRUNCATED) from None
@@ -174,14 +178,18 @@ def read_frames(path: str | os.PathLike, info: CaptureInfo | None = None) -> Ite
         stream.close()
 
 
-def _pcap(p: Path, stream: _Tracked) -> Iterator[Frame]:
+def _reader(cls: type, stream: _Tracked, complaint: str):
+    """A scapy reader on the stream, past the file header; ``complaint`` says what is wrong ({pos}: bytes read)."""
     try:
-        reader = RawPcapReader(stream)
+        return cls(stream)
     except Scapy_Exception:
-        if stream.error is not None:
-            raise OSError(stream.error) from None
-        raise CaptureInputError(p, f"is truncated: the pcap file header needs 24 bytes, the file has "
-                                   f"{stream.pos}", _HINT_TRUNCATED) from None
+        stream.check()
+        what, hint = ("is truncated", _HINT_TRUNCATED) if stream.short else ("is corrupt", _HINT_FORMAT)
+        raise CaptureInputError(stream.path, f"{what}: {complaint.format(pos=stream.pos)}", hint) from None
+
+
+def _pcap(p: Path, stream: _Tracked) -> Iterator[Frame]:
+    reader = _reader(RawPcapReader, stream, "the pcap file header needs 24 bytes, the file has {pos}")
     linktype = reader.linktype & 0x0FFFFFFF  # upper bits: FCS length flags
     unit = 1e-9 if reader.nano else 1e-6
     index = 0
@@ -190,8 +198,7 @@ def _pcap(p: Path, stream: _Tracked) -> Iterator[Frame]:
         try:
             data, meta = reader._read_packet(size=MAX_RECORD)
         except EOFError:
-            if stream.error is not None:
-                raise OSError(stream.error) from None
+            stream.check()
             if stream.pos == offset:
                 return
             raise CaptureInputError(p, f"is truncated: record {index + 1} at byte {offset} has only "
@@ -219,8 +226,7 @@ class _StrictNgReader(RawPcapNgReader):
         try:
             return super()._read_block(size)
         except EOFError:
-            if stream.error is not None:
-                raise OSError(stream.error) from None
+            stream.check()
             if stream.pos == self.block_at:
                 raise
             what = "is truncated" if stream.short else "is corrupt"
@@ -250,14 +256,7 @@ class _StrictNgReader(RawPcapNgReader):
 
 
 def _pcapng(p: Path, stream: _Tracked) -> Iterator[Frame]:
-    try:
-        reader = _StrictNgReader(stream)
-    except Scapy_Exception:
-        if stream.error is not None:
-            raise OSError(stream.error) from None
-        what = "is truncated" if stream.short else "is corrupt"
-        raise CaptureInputError(p, f"{what}: the first section header block is not a pcapng one "
-                                   "(version 1)", _HINT_TRUNCATED if stream.short else _HINT_FORMAT) from None
+    reader = _reader(_StrictNgReader, stream, "the first section header block is not a pcapng one (version 1)")
     index = 0
     while True:
         try:
