@@ -1,7 +1,10 @@
 """IKEv2 messages as bytes on the wire, decoded by scapy's IKEv2 layer (scapy.contrib.ikev2).
 
 One decoding for every reader of IKE bytes: the capture diagnosis
-(:mod:`aovpn_lab.capture.ikewire`) and the crafted probes' answers. What can be read
+(:mod:`aovpn_lab.capture.ikewire`) and the crafted probes' answers. :func:`parse` gives
+scapy's packet (for the fields of a payload: a cookie, the group INVALID_KE asks for,
+the chosen proposal), :func:`payload_chain` walks its payloads, :func:`decode` gives the
+summary the diagnosis reads. What can be read
 without keys: the header (SPIs, exchange, flags, message ID, length), the chain of
 unencrypted payloads (all of IKE_SA_INIT: SA, KE, notifies such as NO_PROPOSAL_CHOSEN
 or IKEV2_FRAGMENTATION_SUPPORTED), and for an encrypted message the type of its first
@@ -17,6 +20,7 @@ length); the header's length is what the message was on the wire.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from scapy.contrib.ikev2 import (
@@ -38,6 +42,8 @@ __all__ = [
     "decode",
     "exchange_name",
     "notify_name",
+    "parse",
+    "payload_chain",
 ]
 
 IKE_PORT, NATT_PORT = 500, 4500
@@ -90,8 +96,8 @@ class IkeMessage:
         return exchange_name(self.exchange)
 
 
-def decode(data: bytes) -> IkeMessage | None:
-    """The IKEv2 message in ``data`` (no non-ESP marker), or None when it is not one.
+def parse(data: bytes) -> IKEv2 | None:
+    """scapy's IKEv2 packet for ``data`` (no non-ESP marker), or None when it is not one.
 
     Not one: shorter than the header, not version 2, a zero initiator SPI, or a header
     length below the header's own.
@@ -101,25 +107,34 @@ def decode(data: bytes) -> IkeMessage | None:
     pkt = IKEv2(data)
     if not isinstance(pkt, IKEv2) or pkt.init_SPI == b"\x00" * 8 or pkt.length < HEADER:
         return None
-    msg = IkeMessage(bytes(pkt.init_SPI), bytes(pkt.resp_SPI), pkt.exch_type, int(pkt.flags), pkt.id,
-                     pkt.length, pkt.next_payload)
-    _payloads(msg, pkt.payload, pkt.next_payload)
-    return msg
+    return pkt
 
 
-def _payloads(msg: IkeMessage, layer, ptype: int) -> None:
-    """Follow the chain to its end or to SK/SKF (what follows is encrypted)."""
+def payload_chain(pkt: IKEv2) -> Iterator[tuple[int, IKEv2_Payload]]:
+    """(payload type, scapy layer) in order, up to and including SK/SKF (what follows is encrypted)."""
+    ptype, layer = pkt.next_payload, pkt.payload
     for _ in range(MAX_PAYLOADS):
         if ptype == 0 or not isinstance(layer, IKEv2_Payload):
             return
+        yield ptype, layer
+        if ptype in (PT_SK, PT_SKF) or (layer.length or 0) < 4:
+            return
+        ptype, layer = layer.next_payload, layer.payload
+
+
+def decode(data: bytes) -> IkeMessage | None:
+    """What the IKEv2 message in ``data`` shows without keys (None: not one, see :func:`parse`)."""
+    pkt = parse(data)
+    if pkt is None:
+        return None
+    msg = IkeMessage(bytes(pkt.init_SPI), bytes(pkt.resp_SPI), pkt.exch_type, int(pkt.flags), pkt.id,
+                     pkt.length, pkt.next_payload)
+    for ptype, layer in payload_chain(pkt):
         msg.payloads.append(ptype)
         if ptype in (PT_SK, PT_SKF):
             msg.encrypted = True
-            if isinstance(layer, IKEv2_Encrypted_Fragment):
-                msg.skf = (layer.frag_number, layer.frag_total)
-            return
-        if isinstance(layer, IKEv2_Notify):
+        if isinstance(layer, IKEv2_Encrypted_Fragment):
+            msg.skf = (layer.frag_number, layer.frag_total)
+        elif isinstance(layer, IKEv2_Notify):
             msg.notifies.append(layer.type)
-        if (layer.length or 0) < 4:
-            return
-        ptype, layer = layer.next_payload, layer.payload
+    return msg
