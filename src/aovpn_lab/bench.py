@@ -1,17 +1,24 @@
 """`make bench`: the speed figures, printed, never asserted.
 
-    lab up (after first setup), lab down, condition switch, IKEv2 cell (passing: median
-    of N; failing: bounded by the retransmit policy), whole default matrix.
+    capture decoding (the pcap reader and IKE decoding the diagnosis uses, on the
+    project's own captures; tshark's dissector through pyshark beside it when both are
+    installed), lab up (after first setup), lab down, condition switch, IKEv2 cell
+    (passing: median of N; failing: bounded by the retransmit policy), whole default
+    matrix.
 
-Run as root: `python -m aovpn_lab.bench [--repeat N]`. Brings the default lab up and
-takes it down again.
+Run as root: `python -m aovpn_lab.bench [--repeat N] [--decoding-only]`. Brings the
+default lab up and takes it down again (not with ``--decoding-only``).
 """
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from . import inventory, paths
 from .conditions.base import edge_device
@@ -26,19 +33,101 @@ def _fmt(values: list[float]) -> str:
             f"(n={len(values)})")
 
 
+def _captures(extra: list[str]) -> list[Path]:
+    """The recorded captures, those of the runs in reports/, and those under `extra`."""
+    found = sorted((paths.ROOT / "tests" / "data" / "pcap").glob("*.pcap"))
+    for top in [paths.REPORTS, *map(Path, extra)]:
+        found += sorted(top.glob("**/captures/**/*.pcap"))
+    return found
+
+
+def _decode_scapy(path: Path) -> int:
+    from .capture.ikewire import IkeRecord, classify
+    from .capture.packets import datagrams
+    from .capture.pcapfile import read_frames
+
+    return sum(isinstance(classify(d), IkeRecord) for d in datagrams(read_frames(path)))
+
+
+#: what the diagnosis reads of an IKE message, in tshark's field names
+_TSHARK_FIELDS = ("ispi", "rspi", "exchangetype", "messageid", "flags", "nextpayload", "length",
+                  "typepayload", "notify_msgtype", "frag_number", "frag_total")
+
+
+def _decode_tshark(path: Path) -> int:
+    import pyshark  # not a dependency: only measured when installed
+
+    n = 0
+    with pyshark.FileCapture(str(path), display_filter="isakmp", keep_packets=False) as cap:
+        for pkt in cap:
+            _ = [pkt.isakmp.get_field(name) for name in _TSHARK_FIELDS]
+            n += 1
+    return n
+
+
+def _big_capture(files: list[Path], copies: int, into: Path) -> tuple[Path, int]:
+    """One capture holding `copies` times every Ethernet record of `files` (a long soak)."""
+    from scapy.utils import RawPcapWriter
+
+    from .capture.pcapfile import read_frames
+
+    frames = [f for p in files for f in read_frames(p) if f.linktype == 1]
+    out = into / "big.pcap"
+    with RawPcapWriter(str(out), linktype=1) as w:
+        w.write_header(None)
+        for i in range(copies):
+            for f in frames:
+                w.write_packet(f.data, sec=int(f.ts) + i, usec=int(f.ts % 1 * 1e6), wirelen=f.wirelen)
+    return out, copies * len(frames)
+
+
+def _decoding(say: Callable[[str, str], None], extra: list[str]) -> None:
+    files = _captures(extra)
+    if not files:
+        say("capture decoding", "no captures found")
+        return
+    ways: list[tuple[str, Callable[[Path], int]]] = [("scapy readers + IKEv2 layer", _decode_scapy)]
+    try:
+        import pyshark  # noqa: F401
+        if shutil.which("tshark"):
+            ways.append(("tshark dissector via pyshark", _decode_tshark))
+    except ImportError:
+        say("tshark dissector via pyshark", "not installed (pip install pyshark; apt-get install tshark)")
+    with tempfile.TemporaryDirectory() as tmp:
+        big, frames = _big_capture(files, 50, Path(tmp))
+        for label, decode in ways:
+            t = time.monotonic()
+            ike = sum(decode(p) for p in files)
+            total = time.monotonic() - t
+            say(f"{label}: {len(files)} captures", f"{total:.2f}s ({total / len(files) * 1000:.1f} ms a "
+                f"capture, {ike} IKE datagrams)")
+            t = time.monotonic()
+            ike = decode(big)
+            total = time.monotonic() - t
+            say(f"{label}: one of {frames} frames", f"{total:.2f}s ({frames / total:.0f} frames/s, "
+                f"{ike} IKE datagrams)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="aovpn-lab-bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=10, help="passing cells to time (default: %(default)s)")
     ap.add_argument("--inventory", default=str(paths.INVENTORIES / "lab"))
+    ap.add_argument("--captures", action="append", default=[], metavar="DIR",
+                    help="also decode the captures of this run directory (repeatable)")
+    ap.add_argument("--decoding-only", action="store_true", help="only the capture decoding figures (no lab)")
     args = ap.parse_args(argv)
-    inv = inventory.load(args.inventory)
     out = []
 
     def say(label: str, value: str) -> None:
         line = f"{label:<44} {value}"
         out.append(line)
         print(line, flush=True)
+
+    _decoding(say, args.captures)
+    if args.decoding_only:
+        return 0
+    inv = inventory.load(args.inventory)
 
     lifecycle.down(inv, quiet=True)
     t = time.monotonic()

@@ -2,13 +2,17 @@
 
 Modules:
 
-- :mod:`aovpn_lab.capture.diagnose` - ``diagnose(client_pcap, server_pcap) -> Diagnosis``.
+- :mod:`aovpn_lab.capture.diagnose` - ``diagnose(client_pcap, server_pcap) -> Diagnosis``,
+  built from :mod:`~aovpn_lab.capture.side` (one capture decoded),
+  :mod:`~aovpn_lab.capture.exchanges` (messages matched across both captures),
+  :mod:`~aovpn_lab.capture.rules` (the rules that name a cause: :class:`CaptureFinding`)
+  and :mod:`~aovpn_lab.capture.diagnosis` (the result, its advice, text and JSON).
 - :mod:`aovpn_lab.capture.capture` - :class:`Capture` (tcpdump in a namespace for a
   ``with`` block) and :func:`capture_both`.
 - :mod:`aovpn_lab.capture.command` - ``aovpn-lab diagnose`` (argparse registration).
 - :mod:`aovpn_lab.capture.pcapfile`, :mod:`~aovpn_lab.capture.packets`,
-  :mod:`~aovpn_lab.capture.ikewire` - strict pcap/pcapng reading, IP reassembly, IKE/ESP
-  header parsing.
+  :mod:`~aovpn_lab.capture.ikewire` - strict pcap/pcapng reading (scapy's readers), IP
+  reassembly, IKE/ESP recognition (IKE decoded by :mod:`aovpn_lab.ike.wire`).
 - :mod:`aovpn_lab.capture.trim` - a small copy of a capture (encrypted bytes cut).
 
 ``diagnose`` is imported here (the submodule of the same name would otherwise shadow the
@@ -24,6 +28,7 @@ __all__ = [
     "CAUSES",
     "DEFAULT_BPF",
     "Capture",
+    "CaptureFinding",
     "CaptureInputError",
     "CaptureMismatchError",
     "CaptureToolError",
@@ -36,7 +41,7 @@ __all__ = [
 _WHERE = {
     "Capture": "capture", "capture_both": "capture", "DEFAULT_BPF": "capture",
     "CaptureInputError": "errors", "CaptureMismatchError": "errors", "CaptureToolError": "errors",
-    "trim_capture": "trim",
+    "trim_capture": "trim", "CaptureFinding": "rules",
 }
 
 

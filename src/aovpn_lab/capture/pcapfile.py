@@ -1,14 +1,15 @@
-"""Read pcap and pcapng files record by record, strictly.
+"""Read pcap and pcapng files record by record, strictly, with scapy's readers.
 
-scapy's readers stop quietly (a warning on the log) at a truncated or corrupt record,
-which would turn a damaged capture into a wrong diagnosis ("the server never saw
-it"). This reader walks the container itself and raises :class:`CaptureInputError`
-naming the file and the byte offset instead. It yields raw link-layer frames; the
-layers above are decoded in :mod:`aovpn_lab.capture.packets`.
-
-Supported: classic pcap (both byte orders, micro- and nanosecond timestamps), pcapng
-(several sections and interfaces, ``if_tsresol``/``if_tsoffset``; Enhanced, Simple and
-obsolete Packet blocks), either of them gzip-compressed.
+scapy's :class:`~scapy.utils.RawPcapReader` and :class:`~scapy.utils.RawPcapNgReader`
+decode the containers (classic pcap in both byte orders, micro- and nanoseconds; pcapng
+with several sections and interfaces, ``if_tsresol``, Enhanced, Simple and obsolete
+Packet blocks). On a truncated or corrupt record they stop quietly (a warning on the
+log), which would turn a damaged capture into a wrong diagnosis ("the server never saw
+it"). So the file is handed to them through :class:`_Tracked`, which knows the byte
+offset of every record and whether a read came up short, and a stop that is not at the
+end of the file raises :class:`CaptureInputError` naming the file and the offset.
+Either container may be gzip-compressed. Frames are raw link-layer bytes; the layers
+above are decoded in :mod:`aovpn_lab.capture.packets`.
 
     >>> frames = list(read_frames("client.pcap"))        # doctest: +SKIP
     >>> frames[0].linktype, frames[0].wirelen            # doctest: +SKIP
@@ -25,20 +26,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from scapy.error import Scapy_Exception
+from scapy.utils import RawPcapNgReader, RawPcapReader
+
 from .errors import CaptureInputError
 
 __all__ = ["MAX_RECORD", "CaptureInfo", "Frame", "read_frames", "sniff_format"]
 
-PCAP_MAGICS = {
-    b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
-    b"\xa1\xb2\xc3\xd4": (">", 1e-6),
-    b"\x4d\x3c\xb2\xa1": ("<", 1e-9),
-    b"\xa1\xb2\x3c\x4d": (">", 1e-9),
-}
+PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
 PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 GZIP_MAGIC = b"\x1f\x8b"
 #: A record larger than this is corruption, not a packet (jumbo frames and GRO stay below).
 MAX_RECORD = 1 << 18
+_PCAP_RECORD_HEADER = 16
 
 _HINT_FORMAT = ("give a pcap or pcapng file: `tcpdump -w FILE`, Wireshark 'Save As', or on Windows "
                 "`pktmon etl2pcap` / etl2pcapng")
@@ -67,6 +67,42 @@ class CaptureInfo:
     linktypes: set[int] | None = None
 
 
+class _Tracked:
+    """The file as scapy's readers see it: counts bytes, remembers short reads and errors."""
+
+    def __init__(self, f: BinaryIO, path: Path):
+        self.f, self.path, self.name = f, path, str(path)
+        self.pos = 0
+        self.short = False        # a read returned fewer bytes than asked for
+        self.last = b""           # what the last read returned
+        self.error: BaseException | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            data = self.f.read(n)
+        except (OSError, EOFError, zlib.error) as exc:  # a damaged gzip stream
+            self.error = exc
+            raise OSError(str(exc)) from exc
+        data = data or b""
+        self.pos += len(data)
+        self.last = data
+        if n is not None and 0 <= n != len(data):
+            self.short = True
+        return data
+
+    def check(self) -> None:
+        """Raise the read error a reader swallowed (a damaged gzip stream)."""
+        if self.error is not None:
+            raise OSError(self.error) from None
+
+    def seek(self, pos: int) -> None:
+        self.f.seek(pos)
+        self.pos = pos
+
+    def close(self) -> None:
+        self.f.close()
+
+
 def _open(path: Path) -> tuple[BinaryIO, bool]:
     try:
         f = open(path, "rb")  # noqa: SIM115 - returned to the caller, closed by it
@@ -77,10 +113,9 @@ def _open(path: Path) -> tuple[BinaryIO, bool]:
     except OSError as exc:
         raise CaptureInputError(path, f"cannot be read ({exc.strerror or exc})") from None
     head = f.read(2)
-    if head == GZIP_MAGIC:
-        f.seek(0)
-        return gzip.GzipFile(fileobj=f, mode="rb"), True  # type: ignore[return-value]
     f.seek(0)
+    if head == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=f, mode="rb"), True  # type: ignore[return-value]
     return f, False
 
 
@@ -121,177 +156,114 @@ def read_frames(path: str | os.PathLike, info: CaptureInfo | None = None) -> Ite
     f, gz = _open(p)
     info = info if info is not None else CaptureInfo(str(p))
     info.linktypes = set()
+    stream = _Tracked(f, p)
     try:
-        try:
-            magic = f.read(4)
-            kind = _classify(p, magic)
-            info.format = kind + ("-gzip" if gz else "")
-            reader = _pcap(p, f, magic) if kind == "pcap" else _pcapng(p, f)
-            for frame in reader:
-                info.frames += 1
-                if info.first_ts is None:
-                    info.first_ts = frame.ts
-                info.last_ts = frame.ts
-                info.linktypes.add(frame.linktype)
-                yield frame
-        except (OSError, EOFError, zlib.error) as exc:
-            if gz:
-                raise CaptureInputError(p, f"gzip stream is damaged ({exc})", _HINT_TRUNCATED) from None
-            raise CaptureInputError(p, f"cannot be read ({exc})") from None
+        kind = _classify(p, stream.read(4))
+        info.format = kind + ("-gzip" if gz else "")
+        stream.seek(0)
+        frames = _pcap(p, stream) if kind == "pcap" else _pcapng(p, stream)
+        for frame in frames:
+            info.frames += 1
+            if info.first_ts is None:
+                info.first_ts = frame.ts
+            info.last_ts = frame.ts
+            info.linktypes.add(frame.linktype)
+            yield frame
+        stream.check()
+    except OSError as exc:
+        if gz:
+            raise CaptureInputError(p, f"gzip stream is damaged ({stream.error or exc})", _HINT_TRUNCATED) from None
+        raise CaptureInputError(p, f"cannot be read ({exc})") from None
     finally:
-        f.close()
+        stream.close()
 
 
-def _read_exact(f: BinaryIO, n: int) -> bytes:
-    data = f.read(n)
-    return data if data is not None else b""
+def _reader(cls: type, stream: _Tracked, complaint: str):
+    """A scapy reader on the stream, past the file header; ``complaint`` says what is wrong ({pos}: bytes read)."""
+    try:
+        return cls(stream)
+    except Scapy_Exception:
+        stream.check()
+        what, hint = ("is truncated", _HINT_TRUNCATED) if stream.short else ("is corrupt", _HINT_FORMAT)
+        raise CaptureInputError(stream.path, f"{what}: {complaint.format(pos=stream.pos)}", hint) from None
 
 
-def _pcap(p: Path, f: BinaryIO, magic: bytes) -> Iterator[Frame]:
-    endian, unit = PCAP_MAGICS[magic]
-    hdr = _read_exact(f, 20)
-    if len(hdr) < 20:
-        raise CaptureInputError(p, f"is truncated: the pcap file header needs 24 bytes, the file has "
-                                   f"{4 + len(hdr)}", _HINT_TRUNCATED)
-    _vmaj, _vmin, _tz, _sig, _snaplen, linktype = struct.unpack(endian + "HHiIII", hdr)
-    linktype &= 0x0FFFFFFF  # upper bits: FCS length flags
-    offset = 24
+def _pcap(p: Path, stream: _Tracked) -> Iterator[Frame]:
+    reader = _reader(RawPcapReader, stream, "the pcap file header needs 24 bytes, the file has {pos}")
+    linktype = reader.linktype & 0x0FFFFFFF  # upper bits: FCS length flags
+    unit = 1e-9 if reader.nano else 1e-6
     index = 0
     while True:
-        rec = _read_exact(f, 16)
-        if not rec:
+        offset, stream.short = stream.pos, False
+        try:
+            data, meta = reader._read_packet(size=MAX_RECORD)
+        except EOFError:
+            stream.check()
+            if stream.pos == offset:
+                return
+            raise CaptureInputError(p, f"is truncated: record {index + 1} at byte {offset} has only "
+                                       f"{stream.pos - offset} of its {_PCAP_RECORD_HEADER} header bytes",
+                                    _HINT_TRUNCATED) from None
+        index += 1
+        if meta.caplen > MAX_RECORD:
+            raise CaptureInputError(p, f"is corrupt: record {index} at byte {offset} claims {meta.caplen} "
+                                       "captured bytes", _HINT_FORMAT)
+        if len(data) < meta.caplen:
+            raise CaptureInputError(p, f"is truncated: record {index} at byte {offset} claims {meta.caplen} "
+                                       f"bytes but only {len(data)} remain", _HINT_TRUNCATED)
+        yield Frame(index, meta.sec + meta.usec * unit, linktype, data, max(meta.wirelen, meta.caplen))
+
+
+class _StrictNgReader(RawPcapNgReader):
+    """scapy's pcapng reader, raising where it would skip or stop quietly."""
+
+    f: _Tracked
+    block_at = 0
+
+    def _read_block(self, size=MAX_RECORD):
+        stream = self.f
+        self.block_at, stream.short = stream.pos, False
+        try:
+            return super()._read_block(size)
+        except EOFError:
+            stream.check()
+            if stream.pos == self.block_at:
+                raise
+            what = "is truncated" if stream.short else "is corrupt"
+            hint = _HINT_TRUNCATED if stream.short else _HINT_FORMAT
+            raise CaptureInputError(stream.path, f"{what}: block at byte {self.block_at} ends after "
+                                                 f"{stream.pos - self.block_at} bytes", hint) from None
+
+    def _read_block_tail(self, blocklen):
+        try:
+            super()._read_block_tail(blocklen)
+        except EOFError:
+            if self.f.short:
+                raise
+            (trailer,) = struct.unpack(self.endian + "I", self.f.last)
+            raise CaptureInputError(self.f.path, f"is corrupt: block at byte {self.block_at} ends with length "
+                                                 f"{trailer}, not {blocklen}", _HINT_FORMAT) from None
+
+    def _read_block_shb(self):
+        self.interfaces = []  # interface numbers start again in every section
+        super()._read_block_shb()
+
+    def _check_interface_id(self, intid):
+        if intid >= len(self.interfaces):  # scapy would skip the packet (or stop, before 2.7)
+            raise CaptureInputError(self.f.path, f"is corrupt: packet block at byte {self.block_at} refers to "
+                                                 f"interface {intid}, which was never described", _HINT_FORMAT)
+        return True
+
+
+def _pcapng(p: Path, stream: _Tracked) -> Iterator[Frame]:
+    reader = _reader(_StrictNgReader, stream, "the first section header block is not a pcapng one (version 1)")
+    index = 0
+    while True:
+        try:
+            data, meta = reader._read_packet(size=MAX_RECORD)
+        except EOFError:
             return
         index += 1
-        if len(rec) < 16:
-            raise CaptureInputError(p, f"is truncated: record {index} at byte {offset} has only "
-                                       f"{len(rec)} of its 16 header bytes", _HINT_TRUNCATED)
-        sec, frac, caplen, wirelen = struct.unpack(endian + "IIII", rec)
-        if caplen > MAX_RECORD:
-            raise CaptureInputError(p, f"is corrupt: record {index} at byte {offset} claims {caplen} "
-                                       "captured bytes", _HINT_FORMAT)
-        data = _read_exact(f, caplen)
-        if len(data) < caplen:
-            raise CaptureInputError(p, f"is truncated: record {index} at byte {offset} claims {caplen} "
-                                       f"bytes but only {len(data)} remain", _HINT_TRUNCATED)
-        offset += 16 + caplen
-        yield Frame(index, sec + frac * unit, linktype, data, max(wirelen, caplen))
-
-
-_SHB_BOM = {b"\x1a\x2b\x3c\x4d": ">", b"\x4d\x3c\x2b\x1a": "<"}
-
-
-def _options(body: bytes, endian: str) -> dict[int, bytes]:
-    opts: dict[int, bytes] = {}
-    off = 0
-    while off + 4 <= len(body):
-        code, length = struct.unpack_from(endian + "HH", body, off)
-        if code == 0:
-            break
-        opts.setdefault(code, body[off + 4: off + 4 + length])
-        off += 4 + length + (-length % 4)
-    return opts
-
-
-def _pcapng(p: Path, f: BinaryIO) -> Iterator[Frame]:
-    endian = "<"
-    # (linktype, snaplen, seconds per tick, offset seconds) per interface of this section
-    interfaces: list[tuple[int, int, float, int]] = []
-    offset = 0
-    index = 0
-    first = True
-    while True:
-        if first:
-            head = PCAPNG_SHB + _read_exact(f, 4)  # the magic was read by read_frames
-        else:
-            head = _read_exact(f, 8)
-            if not head:
-                return
-        if len(head) < 8:
-            raise CaptureInputError(p, f"is truncated: block header at byte {offset} is incomplete",
-                                    _HINT_TRUNCATED)
-        btype_raw, blen_raw = head[:4], head[4:8]
-        if btype_raw == PCAPNG_SHB:
-            bom = _read_exact(f, 4)
-            if len(bom) < 4:
-                raise CaptureInputError(p, f"is truncated: section header at byte {offset} is incomplete",
-                                        _HINT_TRUNCATED)
-            if bom not in _SHB_BOM:
-                raise CaptureInputError(p, f"is corrupt: section header at byte {offset} has a bad "
-                                           "byte-order magic", _HINT_FORMAT)
-            endian = _SHB_BOM[bom]
-            interfaces = []
-            (blen,) = struct.unpack(endian + "I", blen_raw)
-            consumed = 12
-        else:
-            (blen,) = struct.unpack(endian + "I", blen_raw)
-            consumed = 8
-        first = False
-        (btype,) = struct.unpack(endian + "I", btype_raw)
-        if blen < 12 or blen % 4 or blen > MAX_RECORD + 64 or blen < consumed + 4:
-            raise CaptureInputError(p, f"is corrupt: block at byte {offset} has length {blen}",
-                                    _HINT_FORMAT)
-        rest = _read_exact(f, blen - consumed)
-        if len(rest) < blen - consumed:
-            raise CaptureInputError(p, f"is truncated: block at byte {offset} claims {blen} bytes but "
-                                       f"only {consumed + len(rest)} remain", _HINT_TRUNCATED)
-        (trailer,) = struct.unpack(endian + "I", rest[-4:])
-        if trailer != blen:
-            raise CaptureInputError(p, f"is corrupt: block at byte {offset} ends with length {trailer}, "
-                                       f"not {blen}", _HINT_FORMAT)
-        body = rest[:-4]
-        block_at = offset
-        offset += blen
-        if btype == 0x0A0D0D0A:
-            if len(body) < 12:
-                raise CaptureInputError(p, f"is corrupt: section header at byte {block_at} is too short",
-                                        _HINT_FORMAT)
-            (major,) = struct.unpack_from(endian + "H", body, 0)
-            if major != 1:
-                raise CaptureInputError(p, f"uses pcapng major version {major}, only 1 is known",
-                                        _HINT_FORMAT)
-            continue
-        if btype == 1:  # Interface Description Block
-            if len(body) < 8:
-                raise CaptureInputError(p, f"is corrupt: interface block at byte {block_at} is too short",
-                                        _HINT_FORMAT)
-            linktype, _res, snaplen = struct.unpack_from(endian + "HHI", body, 0)
-            opts = _options(body[8:], endian)
-            tick = 1e-6
-            if opts.get(9):
-                v = opts[9][0]
-                tick = 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
-            tsoff = struct.unpack(endian + "q", opts[14][:8])[0] if len(opts.get(14, b"")) >= 8 else 0
-            interfaces.append((linktype, snaplen, tick, tsoff))
-            continue
-        if btype in (6, 2, 3):
-            index += 1
-            if btype == 3:  # Simple Packet Block: interface 0, no timestamp
-                if len(body) < 4:
-                    raise CaptureInputError(p, f"is corrupt: packet block at byte {block_at} is too short",
-                                            _HINT_FORMAT)
-                (wirelen,) = struct.unpack_from(endian + "I", body, 0)
-                ifid, ts_raw, data = 0, None, body[4:4 + wirelen]
-                caplen = len(data)
-            else:
-                fmt = endian + ("IIIII" if btype == 6 else "HHIIII")
-                need = struct.calcsize(fmt)
-                if len(body) < need:
-                    raise CaptureInputError(p, f"is corrupt: packet block at byte {block_at} is too short",
-                                            _HINT_FORMAT)
-                vals = struct.unpack_from(fmt, body, 0)
-                if btype == 6:
-                    ifid, hi, lo, caplen, wirelen = vals
-                else:
-                    ifid, _drops, hi, lo, caplen, wirelen = vals
-                ts_raw = (hi << 32) | lo
-                if need + caplen > len(body):
-                    raise CaptureInputError(p, f"is corrupt: packet block at byte {block_at} claims {caplen} "
-                                               "bytes of data that it does not hold", _HINT_FORMAT)
-                data = body[need:need + caplen]
-            if ifid >= len(interfaces):
-                raise CaptureInputError(p, f"is corrupt: packet block at byte {block_at} refers to "
-                                           f"interface {ifid}, which was never described", _HINT_FORMAT)
-            linktype, _snap, tick, tsoff = interfaces[ifid]
-            ts = (ts_raw * tick + tsoff) if ts_raw is not None else 0.0
-            yield Frame(index, ts, linktype, bytes(data), max(wirelen, caplen))
-        # every other block type (statistics, name resolution, custom, ...) is skipped
+        ticks = (meta.tshigh << 32) | meta.tslow if meta.tshigh is not None else None
+        ts = ticks / meta.tsresol if ticks is not None else 0.0
+        yield Frame(index, ts, meta.linktype, bytes(data), max(meta.wirelen, len(data)))

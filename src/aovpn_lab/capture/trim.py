@@ -15,14 +15,17 @@ import os
 import struct
 from pathlib import Path
 
-from . import ikewire
+from scapy.utils import RawPcapWriter
+
+from ..ike import wire
 from .errors import CaptureInputError
+from .ikewire import NON_ESP_MARKER
 from .packets import PROTO_ESP, PROTO_UDP, _l3, decode_ip
-from .pcapfile import Frame, read_frames
+from .pcapfile import MAX_RECORD, Frame, read_frames
 
 __all__ = ["keep_length", "trim_capture"]
 
-ENCRYPTED_KEEP = ikewire.HEADER + 96
+ENCRYPTED_KEEP = wire.HEADER + 96
 
 
 def keep_length(frame: Frame) -> int:
@@ -41,15 +44,14 @@ def keep_length(frame: Frame) -> int:
         sport, dport = struct.unpack_from("!HH", frame.data, base)
         data = frame.data[base + 8:]
         ike_at = None
-        if ikewire.NATT_PORT in (sport, dport):
-            if data[:4] == b"\x00\x00\x00\x00":
+        if wire.NATT_PORT in (sport, dport):
+            if data[:4] == NON_ESP_MARKER:
                 ike_at = base + 12
             elif len(data) > 1:
                 keep = base + 8 + 8  # ESP-in-UDP: SPI and sequence number
-        elif ikewire.IKE_PORT in (sport, dport):
+        elif wire.IKE_PORT in (sport, dport):
             ike_at = base + 8
-        if (ike_at is not None and len(frame.data) >= ike_at + ikewire.HEADER
-                and frame.data[ike_at + 16] in (ikewire.PT_SK, ikewire.PT_SKF)):
+        if ike_at is not None and (msg := wire.decode(frame.data[ike_at:])) is not None and msg.encrypted:
             keep = ike_at + ENCRYPTED_KEEP
     return min(keep, len(frame.data))
 
@@ -61,17 +63,17 @@ def trim_capture(src: str | os.PathLike, dst: str | os.PathLike) -> dict[str, in
     if len(linktypes) > 1:
         raise CaptureInputError(src, f"mixes link types {sorted(linktypes)}; cannot write one pcap")
     linktype = linktypes.pop() if linktypes else 1
-    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, linktype))
-    for f in frames:
-        keep = keep_length(f)
-        sec = int(f.ts)
-        usec = round((f.ts - sec) * 1e6)
-        if usec >= 1_000_000:
-            sec, usec = sec + 1, usec - 1_000_000
-        out += struct.pack("<IIII", sec, usec, keep, max(f.wirelen, len(f.data)))
-        out += f.data[:keep]
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(str(dst) + ".tmp")
-    tmp.write_bytes(bytes(out))
+    with RawPcapWriter(str(tmp), linktype=linktype, endianness="<", snaplen=MAX_RECORD) as w:
+        w.write_header(None)
+        for f in frames:
+            keep = keep_length(f)
+            sec = int(f.ts)
+            usec = round((f.ts - sec) * 1e6)
+            if usec >= 1_000_000:
+                sec, usec = sec + 1, usec - 1_000_000
+            w.write_packet(f.data[:keep], sec=sec, usec=usec, caplen=keep, wirelen=max(f.wirelen, len(f.data)))
+    size = tmp.stat().st_size
     tmp.replace(dst)
-    return {"frames": len(frames), "bytes": len(out)}
+    return {"frames": len(frames), "bytes": size}

@@ -1,7 +1,8 @@
-"""The decoding of one IKE message into an :class:`IkeAnswer` (scapy's IKEv2 layer).
+"""A crafted probe's answer, classified into an :class:`IkeAnswer`.
 
 The fixed header is read from its RFC 7296 3.1 offsets (so a message scapy cannot
-dissect still says who sent it); the payload chain is walked with scapy.
+dissect still says who sent it); the payload chain is walked by :mod:`.wire`, the one
+IKE decoding the capture diagnosis uses too.
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from scapy.contrib.ikev2 import (
     IKEv2_SA,
     IKEv2_Transform,
     IKEv2_VendorID,
-    IKEv2ExchangeTypes,
-    IKEv2NotifyMessageTypes,
 )
-from scapy.packet import NoPayload, Raw
 
 from . import transforms as tf
-from .wire import (
+from . import wire
+from .numbers import (
     FLAG_RESPONSE,
     HEADER_LEN,
     IKE_SA_INIT,
@@ -67,7 +66,7 @@ class IkeAnswer:
 
     @property
     def notify_names(self) -> list[str]:
-        return [IKEv2NotifyMessageTypes.get(t, str(t)) for t in self.notify_types]
+        return [wire.notify_name(t) for t in self.notify_types]
 
     @property
     def requested_group_name(self) -> str | None:
@@ -100,7 +99,7 @@ def _header(data: bytes) -> IkeAnswer:
     ans = IkeAnswer(
         kind="other",
         exchange=exch,
-        exchange_name=IKEv2ExchangeTypes.get(exch, str(exch)),
+        exchange_name=wire.exchange_name(exch),
         is_response=bool(flags & FLAG_RESPONSE),
         initiator_spi=data[:8],
         responder_spi=data[8:16],
@@ -126,11 +125,7 @@ def _read_payloads(ans: IkeAnswer, data: bytes) -> tuple[bool, bool]:
     """Fill ``ans`` from the payload chain; whether it had an SA and a KE payload."""
     has_sa = has_ke = False
     try:
-        pkt = IKEv2(data)
-        pl = pkt.payload
-        hops = 0
-        while pl is not None and not isinstance(pl, (NoPayload, Raw)) and hops < 256:
-            hops += 1
+        for _ptype, pl in wire.payload_chain(IKEv2(data)):
             if isinstance(pl, IKEv2_Notify):
                 _read_notify(ans, pl)
             elif isinstance(pl, IKEv2_SA):
@@ -144,7 +139,6 @@ def _read_payloads(ans: IkeAnswer, data: bytes) -> tuple[bool, bool]:
                 ans.ke_group = int(pl.group)
             elif isinstance(pl, IKEv2_VendorID):
                 ans.vendor_ids.append(bytes(pl.vendorID))
-            pl = pl.payload
     except Exception as exc:  # scapy on malformed input
         ans.error = f"malformed payloads: {exc!r}"
     return has_sa, has_ke

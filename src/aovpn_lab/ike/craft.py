@@ -30,7 +30,7 @@ from .answer import IkeAnswer, parse_ike_answer
 from .offer import as_group, as_proposals, decoy_group
 from .sa_init import build_ike_sa_init, nat_detection_hash
 from .transport import ExchangeAttempt, exchange, new_socket, probe, resolve
-from .wire import (
+from .numbers import (
     IKE_PORT,
     IKE_SA_INIT,
     N_COOKIE,

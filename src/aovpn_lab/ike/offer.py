@@ -14,7 +14,7 @@ from typing import Sequence
 from scapy.contrib.ikev2 import IKEv2_Proposal, IKEv2_Transform
 
 from . import transforms as tf
-from .wire import PT_NONE, PT_PROPOSAL, PT_TRANSFORM
+from .numbers import PT_NONE, PT_PROPOSAL, PT_TRANSFORM
 
 __all__ = ["as_proposals", "as_group", "decoy_group", "ke_value", "proposal_chain"]
 

@@ -23,7 +23,7 @@ from scapy.contrib.ikev2 import (
 
 from . import transforms as tf
 from .offer import as_group, as_proposals, ke_value, proposal_chain
-from .wire import (
+from .numbers import (
     FLAG_INITIATOR,
     IKE_PORT,
     IKE_SA_INIT,

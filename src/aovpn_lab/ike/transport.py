@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from .answer import IkeAnswer, parse_ike_answer
-from .wire import NATT_PORT, NON_ESP_MARKER
+from .numbers import NATT_PORT, NON_ESP_MARKER
 
 __all__ = ["ExchangeAttempt", "probe", "exchange", "resolve", "new_socket"]
 

@@ -22,15 +22,17 @@ distinct fragments captured (more than were sent when a hop re-fragmented).
 """
 from __future__ import annotations
 
-import socket
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..capture.packets import covered
+from ..capture.packets import IpPacket, covered, decode_ip
+from ..capture.pcapfile import Frame, read_frames
 from .probes import PROTO_TCP, Probe
 
 __all__ = ["Arrival", "Seen", "match_arrivals", "parse_ipv4", "read_capture"]
+
+LINKTYPE_IPV4 = 228
 
 
 @dataclass(frozen=True)
@@ -63,54 +65,21 @@ class Arrival:
     offsets: list[int] = field(default_factory=list)
 
 
+def _seen(pkt: IpPacket | None) -> Seen | None:
+    if pkt is None or pkt.version != 4:
+        return None
+    return Seen(pkt.src, pkt.dst, pkt.proto, pkt.ident or 0, pkt.frag_offset, pkt.more_fragments,
+                bytes(pkt.payload), pkt.payload_len, pkt.ts)
+
+
 def parse_ipv4(d: bytes, ts: float = 0.0) -> Seen | None:
-    if len(d) < 20 or d[0] >> 4 != 4:
-        return None
-    ihl = (d[0] & 0x0F) * 4
-    if ihl < 20 or len(d) < ihl:
-        return None
-    total, ident, ff = struct.unpack_from("!HHH", d, 2)
-    if total < ihl:
-        total = len(d)
-    return Seen(socket.inet_ntoa(d[12:16]), socket.inet_ntoa(d[16:20]), d[9], ident,
-                (ff & 0x1FFF) * 8, bool(ff & 0x2000), bytes(d[ihl:total]), total - ihl, ts)
-
-
-def _l3(linktype: int, d: bytes) -> bytes | None:
-    if linktype == 1:  # Ethernet (+ VLAN tags)
-        off = 12
-        while len(d) >= off + 2:
-            et = struct.unpack_from("!H", d, off)[0]
-            if et in (0x8100, 0x88A8, 0x9100):
-                off += 4
-                continue
-            return d[off + 2:] if et == 0x0800 else None
-        return None
-    if linktype == 113:  # Linux cooked v1
-        return d[16:] if len(d) >= 16 and struct.unpack_from("!H", d, 14)[0] == 0x0800 else None
-    if linktype == 276:  # Linux cooked v2
-        return d[20:] if len(d) >= 20 and struct.unpack_from("!H", d, 0)[0] == 0x0800 else None
-    if linktype in (12, 14, 101, 228):  # raw IP
-        return d
-    return None
+    """The :class:`Seen` record of one IPv4 packet's bytes (None when it is not one)."""
+    return _seen(decode_ip(Frame(0, ts, LINKTYPE_IPV4, bytes(d), len(d))))
 
 
 def read_capture(path) -> list[Seen]:
-    """IPv4 packets of a pcap/pcapng file (tcpdump -w)."""
-    from scapy.utils import RawPcapReader
-
-    out: list[Seen] = []
-    with RawPcapReader(str(path)) as reader:
-        lt = getattr(reader, "linktype", 1)
-        for data, meta in reader:
-            l3 = _l3(lt, data)
-            if l3 is None:
-                continue
-            ts = float(getattr(meta, "sec", 0) or 0) + float(getattr(meta, "usec", 0) or 0) / 1e6
-            s = parse_ipv4(l3, ts)
-            if s is not None:
-                out.append(s)
-    return out
+    """IPv4 packets of a pcap/pcapng file (tcpdump -w), read as the capture diagnosis reads them."""
+    return [s for s in map(_seen, map(decode_ip, read_frames(path))) if s is not None]
 
 
 class _Group:
