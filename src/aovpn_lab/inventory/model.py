@@ -15,9 +15,10 @@ class Host:
     name: str
     address: str | None
     groups: frozenset[str]
-    # Decrypted vault values live here: a repr (an assertion message, a log line) never shows them.
-    vars: Mapping[str, Any] = field(repr=False)
-    origin: Mapping[str, str] = field(repr=False)  # top-level variable -> file (and line) it came from
+    # Decrypted vault values live here: no repr, log line or assertion diff (pytest drills
+    # into compared fields) ever shows them. A host is its name, address and groups.
+    vars: Mapping[str, Any] = field(repr=False, compare=False)
+    origin: Mapping[str, str] = field(repr=False, compare=False)  # top-level variable -> file it came from
 
     def var(self, key: str, default: Any = None) -> Any:
         return self.vars.get(key, default)
