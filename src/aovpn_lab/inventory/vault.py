@@ -3,9 +3,9 @@
     aovpn-lab --inventory inventories/examples/rras-behind-asa.yml --vault-password-file ~/.vault-pass run
     aovpn-lab --inventory ... --ask-vault-pass run
 
-Ansible builds the secrets (`CLI.setup_vault_secrets`: a password file, an executable
-that prints the password, a prompt, and ANSIBLE_VAULT_PASSWORD_FILE / ansible.cfg's
-vault_password_file as ansible-playbook would). They are read once per process, so
+Ansible's own VaultSecrets hold them (FileVaultSecret: a password file, or an executable
+that prints the password; PromptVaultSecret: the prompt), with ANSIBLE_VAULT_PASSWORD_FILE
+/ ansible.cfg's vault_password_file added as ansible-playbook adds them. They are read once per process, so
 `--ask-vault-pass` asks once for the CLI, the suite and every playbook run.
 
     >>> Vault(("pw.txt",), ask=True).args()
@@ -69,14 +69,25 @@ class Vault:
 
 @functools.cache
 def _secrets(password_files: tuple[str, ...], ask: bool) -> list[tuple[str, Any]]:
-    from ansible.cli import CLI
+    """What `ansible.cli.CLI.setup_vault_secrets` builds for --vault-password-file and
+    --ask-vault-pass (importing ansible.cli itself costs a second and resets the locale)."""
+    from ansible import constants as C
     from ansible.errors import AnsibleError
     from ansible.parsing.dataloader import DataLoader
+    from ansible.parsing.vault import PromptVaultSecret, get_file_vault_secret
+    files = list(password_files) + ([C.DEFAULT_VAULT_PASSWORD_FILE] if C.DEFAULT_VAULT_PASSWORD_FILE else [])
+    secrets: list[tuple[str, Any]] = []
     try:
-        # auto_prompt=False: ask only when asked to; initialize_context=False: the secrets
-        # belong to this Vault, not to Ansible's process-wide context.
-        return CLI.setup_vault_secrets(DataLoader(), vault_ids=[], vault_password_files=list(password_files),
-                                       ask_vault_pass=ask, auto_prompt=False, initialize_context=False)
+        for f in files:
+            secret = get_file_vault_secret(filename=f, vault_id=C.DEFAULT_VAULT_IDENTITY, loader=DataLoader())
+            secret.load()
+            secrets.append((C.DEFAULT_VAULT_IDENTITY, secret))
+        if ask:
+            # the prompt ansible-playbook shows for --ask-vault-pass (PROMPT answers it)
+            secret = PromptVaultSecret(prompt_formats=["Vault password: "], vault_id=C.DEFAULT_VAULT_IDENTITY)
+            secret.load()
+            secrets.append((C.DEFAULT_VAULT_IDENTITY, secret))
     except AnsibleError as exc:
         raise InventoryError(f"vault password: {exc.message.splitlines()[0]}",
                              hint="give a readable --vault-password-file, or --ask-vault-pass") from None
+    return secrets
