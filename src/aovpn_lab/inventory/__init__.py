@@ -17,6 +17,7 @@ the suite and the CLI ask for it often, Ansible takes a fraction of a second.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from types import MappingProxyType
 
@@ -44,6 +45,7 @@ def load(path: str | Path, prefix: str | None = None, vault: Vault | None = None
 
 def _read(path: Path, prefix: str | None, vault: Vault) -> Inventory:
     from .reader import read
+    _local_tmp()
     found, groups = read(path, vault.secrets(), prefix)
     hosts = {h.name: Host(name=h.name, address=h.vars.get("ansible_host"), groups=h.groups,
                           vars=MappingProxyType(h.vars), origin=MappingProxyType(h.origin)) for h in found}
@@ -51,6 +53,16 @@ def _read(path: Path, prefix: str | None, vault: Vault) -> Inventory:
     if "lab" not in groups:
         return inv
     return Inventory(path=path, hosts=hosts, groups=groups, lab=lab_spec(inv), vault=vault)
+
+
+def _local_tmp() -> None:
+    """Ansible's configuration creates its local temp folder (~/.ansible/tmp) when first
+    imported; where HOME is not writable (a command run as another user, to be refused
+    with its own message) let it use the system's, where it removes its folder at exit."""
+    home = Path(os.environ.get("ANSIBLE_HOME", Path.home() / ".ansible"))
+    writable = os.access(home, os.W_OK) or (not os.access(home, os.F_OK) and os.access(home.parent, os.W_OK))
+    if "ANSIBLE_LOCAL_TEMP" not in os.environ and not writable:
+        os.environ["ANSIBLE_LOCAL_TEMP"] = tempfile.gettempdir()
 
 
 def _fingerprint(path: Path) -> tuple:
