@@ -28,44 +28,50 @@ class HostVars:
 
 def read(path: Path, secrets: list, prefix: str | None = None) -> tuple[list[HostVars], dict[str, tuple[str, ...]]]:
     """Every host with its variables (templated, decrypted, plain Python), and every group."""
-    from ansible.constants import INTERNAL_STATIC_VARS
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar
     from ansible.vars.manager import VariableManager
 
     loader = DataLoader()
-    loader.set_vault_secrets(secrets)
+    loader.set_vault_secrets(secrets)  # encrypted vars files; inline values: _decrypt
     with _captured_warnings() as warned:
         try:
             manager = InventoryManager(loader=loader, sources=[str(path)])
             if not manager.hosts:
                 raise _no_hosts(path, loader, warned, secrets)
             variables = VariableManager(loader=loader, inventory=manager)
-            hosts = []
-            for host in manager.get_hosts():
-                everything = variables.get_vars(host=host, include_hostvars=False)
-                own = [k for k in everything if k not in INTERNAL_STATIC_VARS]
-                origin = {k: _where(everything[k], line=False) or _where(k, line=False) or str(path) for k in own}
-                if prefix is not None and "lab_prefix" in everything:
-                    everything["lab_prefix"], origin["lab_prefix"] = prefix, "--prefix"
-                everything = {k: _decrypt(v, secrets, k, origin.get(k, str(path))) for k, v in everything.items()}
-                templar = Templar(loader=loader, variables=everything)
-                values = {}
-                for k in own:
-                    try:
-                        values[str(k)] = _plain(templar.template(everything[k]))
-                    except AnsibleError as exc:
-                        raise InventoryError(f"{origin[k]}: {k}: {_reason(exc)}",
-                                             hint="define what the template uses, or quote it as {% raw %}") from None
-                hosts.append(HostVars(host.name, frozenset(g.name for g in host.get_groups()), values,
-                                      {str(k): v for k, v in origin.items()}))
+            hosts = [_host(host, variables.get_vars(host=host, include_hostvars=False), loader, path, secrets, prefix)
+                     for host in manager.get_hosts()]
         except AnsibleError as exc:
             raise _error(exc, path, secrets) from None
     _forward(warned)
     groups = {name: tuple(h.name for h in g.get_hosts()) for name, g in manager.groups.items()}
     return hosts, groups
+
+
+def _host(host: Any, everything: dict[str, Any], loader: Any, path: Path, secrets: list,
+          prefix: str | None) -> HostVars:
+    """One host's own variables (not Ansible's magic ones), each templated with all of them."""
+    from ansible.constants import INTERNAL_STATIC_VARS
+    from ansible.errors import AnsibleError
+    from ansible.template import Templar
+    own = [k for k in everything if k not in INTERNAL_STATIC_VARS]
+    origin = {k: _where(everything[k], line=False) or _where(k, line=False) or str(path) for k in own}
+    if prefix is not None and "lab_prefix" in everything:
+        # like an extra var: above every file, and derived values follow it
+        everything["lab_prefix"], origin["lab_prefix"] = prefix, "--prefix"
+    everything = {k: _decrypt(v, secrets, k, origin.get(k, str(path))) for k, v in everything.items()}
+    templar = Templar(loader=loader, variables=everything)
+    values = {}
+    for k in own:
+        try:
+            values[str(k)] = _plain(templar.template(everything[k]))
+        except AnsibleError as exc:
+            raise InventoryError(f"{origin[k]}: {k}: {_reason(exc)}",
+                                 hint="define what the template uses, or quote it as {% raw %}") from None
+    return HostVars(host.name, frozenset(g.name for g in host.get_groups()), values,
+                    {str(k): v for k, v in origin.items()})
 
 
 def _decrypt(value: Any, secrets: list, key: str, where: str) -> Any:
