@@ -1,7 +1,7 @@
 """aovpn-lab: the command line.
 
     aovpn-lab lab up | down | status [--json]
-    aovpn-lab run [--inventory PATH] [-k EXPR]
+    aovpn-lab run [--inventory PATH] [--vault-password-file FILE | --ask-vault-pass] [-k EXPR]
     aovpn-lab probe ikev2 --gateway ADDR --remote-id ID --ca CA.pem --cert C.pem --key K.pem
     aovpn-lab certs inspect FILE...
     aovpn-lab diagnose --client CLIENT.pcap --server SERVER.pcap
@@ -22,9 +22,14 @@ from .errors import AovpnError
 DEFAULT_INVENTORY = paths.INVENTORIES / "lab"
 
 
+def _vault(args: argparse.Namespace):
+    from .inventory.vault import Vault
+    return Vault.of(args.vault_password_file, args.ask_vault_pass)
+
+
 def _inventory(args: argparse.Namespace):
     from . import inventory
-    return inventory.load(args.inventory, prefix=args.prefix)
+    return inventory.load(args.inventory, prefix=args.prefix, vault=_vault(args))
 
 
 def cmd_lab_up(args: argparse.Namespace) -> int:
@@ -68,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"aovpn-lab: provisioning gateway variant {args.variant}", file=sys.stderr)
             lifecycle.up(inv, quiet=True, variant=args.variant)
     return report_run.run_suite(inventory=args.inventory, prefix=args.prefix, select=args.k,
-                                reports_dir=Path(args.reports), extra=args.pytest_args)
+                                reports_dir=Path(args.reports), extra=args.pytest_args, vault=_vault(args))
 
 
 def cmd_probe_ikev2(args: argparse.Namespace) -> int:
@@ -90,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inventory", "-i", default=str(DEFAULT_INVENTORY),
                    help="Ansible inventory folder or YAML file (default: %(default)s)")
     p.add_argument("--prefix", help="lab prefix for namespace/link names (default: lab_prefix of the inventory)")
+    from .inventory.vault import add_options as add_vault_options
+    add_vault_options(p.add_argument)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     lab = sub.add_parser("lab", help="bring the embedded lab up or down, or show its status",

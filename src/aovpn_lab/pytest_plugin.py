@@ -1,7 +1,8 @@
 """The conformance suite's pytest plugin (loaded by the repository's conftest.py).
 
 Options: --inventory PATH (the target, default the embedded lab), --lab-prefix NAME,
---run-dir DIR (where results.json is written, cell by cell).
+--run-dir DIR (where results.json is written, cell by cell), --vault-password-file FILE /
+--ask-vault-pass (the inventory's vault secrets, as for ansible-playbook).
 
 Fixtures: `target` (gateways and client from the inventory), `edge` (an open session
 to the device that applies network conditions), `cell` (where a test puts its
@@ -36,6 +37,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="Ansible inventory describing the target (default: the embedded lab)")
     g.addoption("--lab-prefix", default=None, help="prefix of the embedded lab (default: the inventory's)")
     g.addoption("--run-dir", default=None, help="folder for results.json (written by `aovpn-lab run`)")
+    from .inventory.vault import add_options as add_vault_options
+    add_vault_options(g.addoption)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -77,14 +80,21 @@ def target_of(config: pytest.Config):
         from . import inventory as inv_mod
         from .target import Target
         config.stash[TARGET] = Target.from_inventory(
-            inv_mod.load(config.getoption("--inventory"), prefix=config.getoption("--lab-prefix")))
+            inv_mod.load(config.getoption("--inventory"), prefix=config.getoption("--lab-prefix"),
+                         vault=_vault(config)))
     return config.stash[TARGET]
 
 
 @pytest.fixture(scope="session")
 def inventory(request: pytest.FixtureRequest):
     from . import inventory as inv_mod
-    return inv_mod.load(request.config.getoption("--inventory"), prefix=request.config.getoption("--lab-prefix"))
+    return inv_mod.load(request.config.getoption("--inventory"), prefix=request.config.getoption("--lab-prefix"),
+                        vault=_vault(request.config))
+
+
+def _vault(config: pytest.Config):
+    from .inventory.vault import Vault
+    return Vault.of(config.getoption("--vault-password-file"), config.getoption("--ask-vault-pass"))
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """The inventory loader: the lab's own inventory loads; every malformed input is named."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -108,3 +109,46 @@ def test_an_inventory_without_a_lab_group_has_no_lab(tmp_path: Path):
     inv = inventory.load(f)
     assert inv.lab is None
     assert inv.one("ikev2_gateways").address == "203.0.113.5"
+
+
+# -- what Ansible's own reading adds ------------------------------------------------
+
+def test_derived_values_are_templated_and_follow_the_prefix():
+    assert inventory.load(LAB).host("gw1").var("lab_state_dir") == "/var/lib/aovpn-lab/aovpn"
+    gw = inventory.load(LAB, prefix="labb").host("gw1")
+    assert gw.var("lab_state_dir") == "/var/lib/aovpn-lab/labb"
+    assert gw.var("ansible_ssh_common_args") == "-F /var/lib/aovpn-lab/labb/ssh/config"
+    assert gw.where("lab_prefix") == "--prefix"
+
+
+def test_a_child_group_overrides_its_parent_as_in_ansible(tmp_path: Path):
+    f = tmp_path / "hosts.yml"
+    f.write_text("all:\n  vars: {mtu: 1500}\n  children:\n    zz_parent:\n      vars: {mtu: 1400}\n      children:\n"
+                 "        aa_child:\n          vars: {mtu: 1300}\n          hosts:\n            gw: {ansible_host: 203.0.113.5}\n")
+    gw = inventory.load(f).host("gw")
+    assert gw.var("mtu") == 1300
+    assert gw.groups == {"all", "zz_parent", "aa_child"}
+
+
+def test_an_ini_inventory_is_read_by_its_plugin(tmp_path: Path):
+    f = tmp_path / "hosts.ini"
+    f.write_text("[ikev2_gateways]\ngw ansible_host=203.0.113.5\n\n[ikev2_gateways:vars]\nanswer=42\n")
+    gw = inventory.load(f).one("ikev2_gateways")
+    assert (gw.address, gw.var("answer")) == ("203.0.113.5", 42)
+
+
+def test_an_undefined_template_names_file_and_key(tmp_path: Path):
+    f = tmp_path / "hosts.yml"
+    f.write_text("all:\n  hosts:\n    gw:\n      state: \"{{ nowhere }}/x\"\n")
+    with pytest.raises(InventoryError) as exc:
+        inventory.load(f)
+    assert f"{f}: state:" in str(exc.value) and "nowhere" in str(exc.value)
+
+
+def test_a_repeated_load_is_the_same_object_until_a_file_changes(lab_copy: Path):
+    first = inventory.load(lab_copy)
+    assert inventory.load(lab_copy) is first
+    f = lab_copy / "hosts.yml"
+    f.write_text(f.read_text())
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1_000_000))
+    assert inventory.load(lab_copy) is not first

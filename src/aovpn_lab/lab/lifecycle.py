@@ -94,7 +94,7 @@ def up(inv: Inventory, *, quiet: bool = False, variant: str | None = None) -> di
     began = time.monotonic()
     try:
         result = playbook.run("lab-up.yml", inv.path, {"lab_prefix": spec.prefix, "gateway_variant": chosen.name},
-                              quiet=quiet)
+                              quiet=quiet, vault=inv.vault)
         variants.record(spec.state_dir, chosen)
     except BaseException:
         # LabError, Ctrl-C, anything: leave nothing half-created behind.
@@ -112,7 +112,7 @@ def down(inv: Inventory, *, quiet: bool = False) -> dict[str, Any]:
     if os.geteuid() != 0:
         raise PreflightError("taking the lab down needs root", hint="run as root")
     began = time.monotonic()
-    playbook.run("lab-down.yml", inv.path, {"lab_prefix": spec.prefix}, quiet=quiet)
+    playbook.run("lab-down.yml", inv.path, {"lab_prefix": spec.prefix}, quiet=quiet, vault=inv.vault)
     return {"prefix": spec.prefix, "seconds": round(time.monotonic() - began, 2)}
 
 

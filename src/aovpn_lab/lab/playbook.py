@@ -8,6 +8,7 @@ A failed task becomes a LabError naming the host, the task and Ansible's message
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -18,6 +19,7 @@ from typing import Any, TextIO
 
 from .. import paths
 from ..errors import LabError
+from ..inventory.vault import PROMPT, Vault
 from ..tool import error_line
 
 
@@ -89,8 +91,12 @@ class Progress:
 
 def run(playbook: str, inventory: Path, extravars: dict[str, Any], *, label: str | None = None,
         quiet: bool = False, stream: TextIO | None = None, timeout: int = 600,
-        check_hosts: bool = True) -> PlaybookResult:
-    """Run playbooks/<playbook> against `inventory`; raise LabError on any failed task."""
+        check_hosts: bool = True, vault: Vault | None = None) -> PlaybookResult:
+    """Run playbooks/<playbook> against `inventory`; raise LabError on any failed task.
+
+    `vault`: the secrets the inventory was read with, handed to ansible-playbook the way
+    it takes them (a password file by name; a prompted password typed at its prompt,
+    never written to disk, argv or the environment)."""
     import ansible_runner  # slow import (~0.3 s): only when a playbook actually runs
 
     playbook_path = paths.PLAYBOOKS / playbook
@@ -123,7 +129,8 @@ def run(playbook: str, inventory: Path, extravars: dict[str, Any], *, label: str
             event_handler=progress,
             timeout=timeout,
             rotate_artifacts=1,
-            suppress_env_files=True,
+            suppress_env_files=True,  # nor env/passwords: a prompted vault password stays in memory
+            **_vault_arguments(vault),
         )
         result = PlaybookResult(playbook, r.status, time.monotonic() - began, progress.tasks)
         output = _stdout_tail(r) if r.status != "successful" and not result.failures else ""
@@ -142,6 +149,16 @@ def run(playbook: str, inventory: Path, extravars: dict[str, Any], *, label: str
         raise LabError(f"{label}: no host of {inventory} matched the playbook's plays",
                        hint="the inventory needs the groups lab, ikev2_gateways, ikev2_clients and edges")
     return result
+
+
+def _vault_arguments(vault: Vault | None) -> dict[str, Any]:
+    """ansible-runner's cmdline (ansible-playbook's vault options) and the answer to its prompt."""
+    if vault is None or not vault.args():
+        return {}
+    out: dict[str, Any] = {"cmdline": " ".join(shlex.quote(a) for a in vault.args())}
+    if vault.ask:
+        out["passwords"] = {PROMPT: vault.prompted()}
+    return out
 
 
 def task_message(res: dict[str, Any]) -> str:

@@ -28,12 +28,12 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
 
 
-def check_target(inventory: str, prefix: str | None) -> None:
+def check_target(inventory: str, prefix: str | None, vault=None) -> None:
     """Refuse to start a run that could only error cell after cell."""
     from .. import inventory as inv_mod
     from ..errors import LabError, PreflightError
     from ..lab import lifecycle
-    inv = inv_mod.load(inventory, prefix=prefix)
+    inv = inv_mod.load(inventory, prefix=prefix, vault=vault)
     if inv.lab is not None:
         if os.geteuid() != 0:
             raise PreflightError("testing the embedded lab needs root (its namespaces and charon sockets)",
@@ -49,8 +49,8 @@ def check_target(inventory: str, prefix: str | None) -> None:
 
 
 def run_suite(*, inventory: str, prefix: str | None, select: str | None, reports_dir: Path,
-              extra: list[str] | None = None) -> int:
-    check_target(inventory, prefix)
+              extra: list[str] | None = None, vault=None) -> int:
+    check_target(inventory, prefix, vault)
     run_id = new_run_id()
     run_dir = reports_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -67,6 +67,8 @@ def run_suite(*, inventory: str, prefix: str | None, select: str | None, reports
     ]
     if prefix:
         args += ["--lab-prefix", prefix]
+    if vault is not None:
+        args += vault.args()  # the same secrets: a prompt is not asked again in this process
     if select:
         args += ["-k", select]
     args += list(extra or [])

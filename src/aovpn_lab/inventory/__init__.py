@@ -1,0 +1,77 @@
+"""An Ansible inventory, read by Ansible and checked into typed objects.
+
+The same inventory Ansible provisions from is what the suite tests against, read the
+way ansible-playbook reads it (inventory plugins, group_vars/host_vars precedence,
+`{{ }}` values, vaulted values with the secrets given), so a mistake in it is reported
+once, here, naming the file, the key and what was expected:
+
+    >>> inv = load("inventories/lab")                       # doctest: +SKIP
+    >>> inv.lab.prefix, [h.name for h in inv.group("ikev2_gateways")]  # doctest: +SKIP
+    ('aovpn', ['gw1'])
+    >>> load("inventories/examples/rras-behind-asa.yml",    # doctest: +SKIP
+    ...      vault=Vault(("tests/data/vault/example-vault-password",)))
+
+An inventory is read once per process for each (path, prefix, vault, files' mtimes):
+the suite and the CLI ask for it often, Ansible takes a fraction of a second.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from types import MappingProxyType
+
+from ..errors import InventoryError
+from .checks import lab_spec
+from .model import Host, Inventory, LabSpec, Link, LinkEnd
+from .vault import Vault
+
+__all__ = ["Host", "Inventory", "LabSpec", "Link", "LinkEnd", "Vault", "load"]
+
+_CACHE: dict[tuple, Inventory] = {}
+
+
+def load(path: str | Path, prefix: str | None = None, vault: Vault | None = None) -> Inventory:
+    """Load and validate an inventory folder or file. `prefix` overrides lab_prefix."""
+    path = Path(path)
+    if not path.exists():
+        raise InventoryError(f"inventory {path} does not exist", hint="pass --inventory with a folder or YAML file")
+    vault = vault or Vault()
+    key = (path.resolve(), prefix, vault, _fingerprint(path))
+    if key not in _CACHE:
+        _CACHE[key] = _read(path, prefix, vault)
+    return _CACHE[key]
+
+
+def _read(path: Path, prefix: str | None, vault: Vault) -> Inventory:
+    from .reader import read
+    _local_tmp()
+    found, groups = read(path, vault.secrets(), prefix)
+    hosts = {h.name: Host(name=h.name, address=h.vars.get("ansible_host"), groups=h.groups,
+                          vars=MappingProxyType(h.vars), origin=MappingProxyType(h.origin)) for h in found}
+    inv = Inventory(path=path, hosts=hosts, groups=groups, vault=vault)
+    if "lab" not in groups:
+        return inv
+    return Inventory(path=path, hosts=hosts, groups=groups, lab=lab_spec(inv), vault=vault)
+
+
+def _local_tmp() -> None:
+    """Ansible's configuration creates its local temp folder (~/.ansible/tmp) when first
+    imported; where HOME is not writable (a command run as another user, to be refused
+    with its own message) let it use the system's, where it removes its folder at exit."""
+    home = Path(os.environ.get("ANSIBLE_HOME", Path.home() / ".ansible"))
+    writable = os.access(home, os.W_OK) or (not os.access(home, os.F_OK) and os.access(home.parent, os.W_OK))
+    if "ANSIBLE_LOCAL_TEMP" not in os.environ and not writable:
+        os.environ["ANSIBLE_LOCAL_TEMP"] = tempfile.gettempdir()
+
+
+def _fingerprint(path: Path) -> tuple:
+    """The files Ansible reads for `path` (with group_vars/host_vars beside a file), by mtime."""
+    roots = [path] if path.is_dir() else [path, path.parent / "group_vars", path.parent / "host_vars"]
+    seen = []
+    for root in roots:
+        if root.is_file():
+            seen.append((str(root), root.stat().st_mtime_ns))
+        for folder, _, files in os.walk(root):
+            seen += [(os.path.join(folder, f), os.stat(os.path.join(folder, f)).st_mtime_ns) for f in files]
+    return tuple(sorted(seen))
