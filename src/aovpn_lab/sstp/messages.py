@@ -112,15 +112,21 @@ def _fill_length(built: bytes, offset: int, length: int, what: str) -> bytes:
 # Attributes ([MS-SSTP] 2.2.3 - 2.2.7)
 
 
+def _attribute_header(attribute_id: int) -> list:
+    """Reserved, Attribute ID, 4 reserved bits and the 12-bit length: every attribute starts so."""
+    return [
+        ByteField("reserved", 0),
+        ByteEnumField("attribute_id", attribute_id, _names(AttributeId)),
+        BitField("r", 0, 4),
+        BitField("length", None, 12),
+    ]
+
+
 class SstpAttribute(Packet):
     """Generic attribute; parsing dispatches on Attribute ID to the typed subclasses."""
 
     name = "SSTP attribute"
-    fields_desc = [
-        ByteField("reserved", 0),
-        ByteEnumField("attribute_id", 0, _names(AttributeId)),
-        BitField("r", 0, 4),
-        BitField("length", None, 12),
+    fields_desc = _attribute_header(0) + [
         StrLenField("value", b"", length_from=lambda pkt: pkt.length - ATTRIBUTE_HEADER_LENGTH),
     ]
 
@@ -142,11 +148,7 @@ class SstpAttribute(Packet):
 
 class EncapsulatedProtocolId(SstpAttribute):
     name = "SSTP_ATTRIB_ENCAPSULATED_PROTOCOL_ID"
-    fields_desc = [
-        ByteField("reserved", 0),
-        ByteEnumField("attribute_id", AttributeId.ENCAPSULATED_PROTOCOL_ID, _names(AttributeId)),
-        BitField("r", 0, 4),
-        BitField("length", None, 12),
+    fields_desc = _attribute_header(AttributeId.ENCAPSULATED_PROTOCOL_ID) + [
         ShortEnumField(
             "protocol_id", ENCAPSULATED_PROTOCOL_PPP, {ENCAPSULATED_PROTOCOL_PPP: "PPP"}
         ),
@@ -155,11 +157,7 @@ class EncapsulatedProtocolId(SstpAttribute):
 
 class StatusInfo(SstpAttribute):
     name = "SSTP_ATTRIB_STATUS_INFO"
-    fields_desc = [
-        ByteField("reserved", 0),
-        ByteEnumField("attribute_id", AttributeId.STATUS_INFO, _names(AttributeId)),
-        BitField("r", 0, 4),
-        BitField("length", None, 12),
+    fields_desc = _attribute_header(AttributeId.STATUS_INFO) + [
         StrFixedLenField("reserved2", b"\x00" * 3, 3),
         ByteEnumField("attrib_id", AttributeId.NO_ERROR, _names(AttributeId)),
         IntEnumField("status", AttributeStatus.NO_ERROR, _names(AttributeStatus)),
@@ -169,11 +167,7 @@ class StatusInfo(SstpAttribute):
 
 class CryptoBindingRequest(SstpAttribute):
     name = "SSTP_ATTRIB_CRYPTO_BINDING_REQ"
-    fields_desc = [
-        ByteField("reserved", 0),
-        ByteEnumField("attribute_id", AttributeId.CRYPTO_BINDING_REQ, _names(AttributeId)),
-        BitField("r", 0, 4),
-        BitField("length", None, 12),
+    fields_desc = _attribute_header(AttributeId.CRYPTO_BINDING_REQ) + [
         StrFixedLenField("reserved2", b"\x00" * 3, 3),
         FlagsField("hash_protocol_bitmask", HashProtocol.SHA256, 8, ["SHA1", "SHA256"]),
         XStrFixedLenField("nonce", b"\x00" * NONCE_LENGTH, NONCE_LENGTH),
@@ -184,11 +178,7 @@ class CryptoBinding(SstpAttribute):
     """Crypto Binding; cert_hash and compound_mac include the SHA1 zero padding (32 B each)."""
 
     name = "SSTP_ATTRIB_CRYPTO_BINDING"
-    fields_desc = [
-        ByteField("reserved", 0),
-        ByteEnumField("attribute_id", AttributeId.CRYPTO_BINDING, _names(AttributeId)),
-        BitField("r", 0, 4),
-        BitField("length", None, 12),
+    fields_desc = _attribute_header(AttributeId.CRYPTO_BINDING) + [
         StrFixedLenField("reserved2", b"\x00" * 3, 3),
         ByteEnumField("hash_protocol", HashProtocol.SHA256, _names(HashProtocol)),
         XStrFixedLenField("nonce", b"\x00" * NONCE_LENGTH, NONCE_LENGTH),
