@@ -26,7 +26,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from aovpn_lab.errors import AovpnError
-from aovpn_lab.service import Daemon
+from aovpn_lab.service import Daemon, render, spec
 
 DOCUMENTATION = r"""
 module: lab_topology
@@ -250,14 +250,9 @@ class Topology:
             if not os.path.exists(hostkey):
                 self.run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", h["name"], "-f", hostkey)
             cfg = os.path.join(hdir, "sshd_config")
-            text = (f"# sshd of lab host {h['name']} (namespace {self.ns(h['name'])})\n"
-                    f"ListenAddress {h['mgmt_address']}\nPort {port}\n"
-                    f"HostKey {hostkey}\nPidFile {os.path.join(hdir, 'sshd.pid')}\n"
-                    f"AuthorizedKeysFile {ssh_dir}/authorized_keys\n"
-                    "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-                    "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-                    "PrintMotd no\nUseDNS no\nMaxSessions 50\nMaxStartups 50:30:100\n"
-                    "Subsystem sftp internal-sftp\n")
+            text = render(spec("sshd").templates["sshd_config"], host=h["name"], namespace=self.ns(h["name"]),
+                          address=h["mgmt_address"], port=port, hostkey=hostkey,
+                          pidfile=os.path.join(hdir, "sshd.pid"), ssh_dir=ssh_dir)
             with open(cfg, "w") as f:
                 f.write(text)
             self.ensure_sshd(h, hdir, port, text)
