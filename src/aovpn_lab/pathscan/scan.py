@@ -249,6 +249,16 @@ def derive_findings(checks: list[CheckResult], *, mode: str = "capture", sstp: b
             "none of the probes reached the far-end capture: everything is filtered, or the capture "
             "is on the wrong interface/namespace, or the gateway address is not the one behind it",
             [c.name for c in sent])]
+    out += _port_findings(by)
+    out += _fragment_findings(by, frags)
+    out += _exposure_findings(by)
+    out += _tcp443_findings(by, sstp)
+    return out + _hop_rejects(checks, gateway)
+
+
+def _port_findings(by: dict[str, CheckResult]) -> list[Finding]:
+    """UDP 500 and UDP 4500 that did not reach the gateway."""
+    out: list[Finding] = []
     for name in ("udp500", "udp4500"):
         c = by.get(name)
         if c is not None and c.sent and not c.arrived:
@@ -256,32 +266,45 @@ def derive_findings(checks: list[CheckResult], *, mode: str = "capture", sstp: b
                     else "NAT-T (IKE_AUTH and ESP-in-UDP after NAT detection) will fail")
             out.append(Finding("fail", f"{name[:3]}-{name[3:]}-blocked",
                                f"{_label(name)} does not reach the gateway: {what}", [name]))
-    if frags:
-        base = by.get("udp4500")
-        if not any(c.arrived for c in frags) and (base is None or not base.arrived):
-            out.append(Finding("info", "fragments-untested",
-                               "no UDP 4500 datagram arrives at all, so the fragment checks (UDP 4500) "
-                               "cannot tell whether IP fragments pass", [c.name for c in frags]))
-        else:
-            ok = fragments_ok_up_to(frags)
-            lost = [c for c in frags if not c.arrived]
-            lost_frag = [c for c in lost if c.fragments_sent > 1]
-            lost_whole = [c for c in lost if c.fragments_sent <= 1]
-            detail = "; ".join(f"{c.size} B: {c.fragments_arrived or 0} of {c.fragments_sent} "
-                               "fragment(s) arrived" for c in lost)
-            upto = f"UDP 4500 datagrams arrive up to {ok} bytes" if ok else "no fragment check arrived"
-            if lost_frag:
-                out.append(Finding(
-                    "fail", "ip-fragments-dropped",
-                    f"{upto}; IP-fragmented ones are lost ({detail}). A large IKE_AUTH (certificate "
-                    "chain, EAP) will never arrive (Windows error 809): enable IKEv2 fragmentation "
-                    "(RFC 7383) on client and gateway, or fix the filter", [c.name for c in lost_frag]))
-            if lost_whole:
-                out.append(Finding(
-                    "fail", "large-datagrams-dropped",
-                    f"unfragmented UDP 4500 datagrams of {', '.join(str(c.size) for c in lost_whole)} "
-                    "bytes are lost while smaller ones arrive (size filter or MTU black hole)",
-                    [c.name for c in lost_whole]))
+    return out
+
+
+def _fragment_findings(by: dict[str, CheckResult], frags: list[CheckResult]) -> list[Finding]:
+    """What the fragment checks (UDP 4500 datagrams of growing size) show, or that they cannot tell."""
+    if not frags:
+        return []
+    out: list[Finding] = []
+    base = by.get("udp4500")
+    if not any(c.arrived for c in frags) and (base is None or not base.arrived):
+        out.append(Finding("info", "fragments-untested",
+                           "no UDP 4500 datagram arrives at all, so the fragment checks (UDP 4500) "
+                           "cannot tell whether IP fragments pass", [c.name for c in frags]))
+    else:
+        ok = fragments_ok_up_to(frags)
+        lost = [c for c in frags if not c.arrived]
+        lost_frag = [c for c in lost if c.fragments_sent > 1]
+        lost_whole = [c for c in lost if c.fragments_sent <= 1]
+        detail = "; ".join(f"{c.size} B: {c.fragments_arrived or 0} of {c.fragments_sent} "
+                           "fragment(s) arrived" for c in lost)
+        upto = f"UDP 4500 datagrams arrive up to {ok} bytes" if ok else "no fragment check arrived"
+        if lost_frag:
+            out.append(Finding(
+                "fail", "ip-fragments-dropped",
+                f"{upto}; IP-fragmented ones are lost ({detail}). A large IKE_AUTH (certificate "
+                "chain, EAP) will never arrive (Windows error 809): enable IKEv2 fragmentation "
+                "(RFC 7383) on client and gateway, or fix the filter", [c.name for c in lost_frag]))
+        if lost_whole:
+            out.append(Finding(
+                "fail", "large-datagrams-dropped",
+                f"unfragmented UDP 4500 datagrams of {', '.join(str(c.size) for c in lost_whole)} "
+                "bytes are lost while smaller ones arrive (size filter or MTU black hole)",
+                [c.name for c in lost_whole]))
+    return out
+
+
+def _exposure_findings(by: dict[str, CheckResult]) -> list[Finding]:
+    """Native ESP filtered, and UDP 1701 (L2TP) reaching the gateway."""
+    out: list[Finding] = []
     esp = by.get("esp")
     if esp is not None and esp.sent and not esp.arrived:
         out.append(Finding("warn", "esp-blocked",
@@ -294,6 +317,12 @@ def derive_findings(checks: list[CheckResult], *, mode: str = "capture", sstp: b
         out.append(Finding("warn", "udp-1701-exposed",
                            "UDP 1701 (L2TP) reaches the gateway; IKEv2 does not need it: close it "
                            "unless the gateway also serves L2TP/IPsec", ["udp1701"]))
+    return out
+
+
+def _tcp443_findings(by: dict[str, CheckResult], sstp: bool) -> list[Finding]:
+    """TCP 443: needed only when the gateway serves SSTP or a TLS VPN."""
+    out: list[Finding] = []
     tcp = by.get("tcp443")
     if tcp is not None and tcp.sent:
         if not tcp.arrived:
@@ -305,7 +334,7 @@ def derive_findings(checks: list[CheckResult], *, mode: str = "capture", sstp: b
             out.append(Finding("info", "tcp-443-open",
                                "TCP 443 reaches the gateway: needed only if it serves SSTP/TLS VPN",
                                ["tcp443"]))
-    return out + _hop_rejects(checks, gateway)
+    return out
 
 
 def _answers_only(by: dict[str, CheckResult], frags: list[CheckResult], sstp: bool,
