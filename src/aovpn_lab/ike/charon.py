@@ -16,17 +16,17 @@ import socket
 import tempfile
 from pathlib import Path
 
-from .. import paths
 from ..errors import PreflightError, TargetError
 from ..service import Daemon, render, spec
+from ..service.templates import template_path
 from . import profiles
 
-CHARON = "/usr/lib/ipsec/charon"
+CHARON = spec("charon").binary  # profiles/daemons.yml names it once
 
 
 # The lab's charons and the private one of `probe ikev2` get their strongswan.conf from the
 # same template (the strongswan role's), so a setting cannot differ between them.
-TEMPLATE = paths.ROOT / spec("charon").templates["strongswan.conf"]
+TEMPLATE = template_path(spec("charon").templates["strongswan.conf"])
 
 
 def config_text(workdir: Path, settings: dict, *, name: str = "aovpn-lab probe ikev2") -> str:

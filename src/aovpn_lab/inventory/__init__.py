@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -50,9 +51,7 @@ def _read(path: Path, prefix: str | None, vault: Vault) -> Inventory:
     hosts = {h.name: Host(name=h.name, address=h.vars.get("ansible_host"), groups=h.groups,
                           vars=MappingProxyType(h.vars), origin=MappingProxyType(h.origin)) for h in found}
     inv = Inventory(path=path, hosts=hosts, groups=groups, vault=vault)
-    if "lab" not in groups:
-        return inv
-    return Inventory(path=path, hosts=hosts, groups=groups, lab=lab_spec(inv), vault=vault)
+    return replace(inv, lab=lab_spec(inv)) if "lab" in groups else inv
 
 
 def _local_tmp() -> None:
