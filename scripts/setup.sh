@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   openssh-server openssh-client
   strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
   softether-vpnserver freeradius binutils ocserv openconnect
+  nginx-light libnginx-mod-stream haproxy
 )
 
 missing=()

@@ -129,11 +129,11 @@ def status(inv: Inventory) -> dict[str, Any]:
         entry: dict[str, Any] = {"namespace": ns, "namespace_up": ns in present,
                                  "management_address": host.address}
         entry["sshd"] = Daemon("sshd", hdir).status()["ready"] is True
-        if "ikev2_gateways" in host.groups or "ikev2_clients" in host.groups:
+        if host.groups & {"ikev2_gateways", "balanced_gateways", "ikev2_clients"}:
             sdir = hdir / "strongswan"
             entry["charon"] = Daemon("charon", sdir).running
             entry["vici_socket"] = (sdir / "charon.vici").is_socket()
-        if "sstp_gateways" in host.groups:
+        if host.groups & {"sstp_gateways", "balanced_gateways"}:
             from ..sstp.softether import SoftEtherInstance
             entry["softether"] = SoftEtherInstance(hdir / "softether").is_running()
         if "tlsvpn_gateways" in host.groups:
@@ -142,6 +142,8 @@ def status(inv: Inventory) -> dict[str, Any]:
         if "radius_servers" in host.groups:
             from ..radius.server import FreeRadius
             entry["freeradius"] = FreeRadius(hdir / "freeradius").pid() is not None
+        if "load_balancers" in host.groups:
+            entry["haproxy"] = Daemon("haproxy", hdir / "balancer" / "haproxy").running
         if "edges" in host.groups and ns in present:
             entry["ruleset"] = tool.run(["nft", "list", "table", "inet", "aovpn_edge"], netns=ns,
                                         step="list the edge ruleset", host=name).ok

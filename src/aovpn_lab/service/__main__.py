@@ -11,25 +11,11 @@ Each prints one JSON object (``{"failed": true, "msg": ...}`` and exit 1 on erro
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 
 from ..errors import AovpnError
-from .daemon import Daemon
-
-
-def config_digest(daemon: Daemon) -> str:
-    """What the running daemon read: its config files and its namespace."""
-    h = hashlib.sha256(json.dumps([daemon.netns, daemon.spec.argv_for(daemon.values)]).encode())
-    for name in sorted(daemon.spec.templates):
-        path = daemon.state_dir / name
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise AovpnError(f"cannot read {path}: {exc.strerror}", hint="write the configuration first") from None
-        h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
-    return h.hexdigest()
+from .daemon import Daemon, config_digest
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ digest is the recorded one and restarts it otherwise.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -297,3 +298,16 @@ class Daemon:
                 found = [line for line in found if re.search(match, line)]
             picked += found[-lines:]
         return " | ".join(picked[-lines:]) or "(no output)"
+
+
+def config_digest(daemon: Daemon) -> str:
+    """What the running daemon read: its config files and its namespace."""
+    h = hashlib.sha256(json.dumps([daemon.netns, daemon.spec.argv_for(daemon.values)]).encode())
+    for name in sorted(daemon.spec.templates):
+        path = daemon.state_dir / name
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise AovpnError(f"cannot read {path}: {exc.strerror}", hint="write the configuration first") from None
+        h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return h.hexdigest()

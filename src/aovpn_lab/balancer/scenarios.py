@@ -1,0 +1,216 @@
+"""The load-balancing cells that change the system while clients use it: a gateway dies
+under a health monitor, a gateway fails with clients connected, SAs rekey through the
+balancer. Each returns the cell's verdict with the measured figures as evidence.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from ..service import Daemon
+from ..verdict import Expectation, Verdict
+from .crowd import Crowd, Timers
+from .lab import LabBalancer
+from .measure import settings
+
+HEALTH = "AOVPN-LB-HEALTH-001"
+FAILOVER = "AOVPN-LB-FAILOVER-001"
+REKEY = "AOVPN-LB-REKEY-001"
+VICTIM = "gw2"  # the gateway these cells fail: gw1 also serves the rest of the matrix
+
+
+@contextlib.contextmanager
+def monitor_running(lab: LabBalancer, check: str) -> Iterator[Daemon]:
+    """The lab balancer's health monitor (profiles/daemons.yml, lbmonitor) with `check`,
+    in the balancer's namespace, for the duration of the block."""
+    hm = {"interval": 1.0, "timeout": 0.5, "fall": 2, "rise": 2, **lab.config.health_monitor}
+    d = Daemon("lbmonitor", lab.state / "monitor", lab.netns,
+               values={"python": sys.executable, "check": check, "interval": hm["interval"],
+                       "timeout": hm["timeout"], "fall": hm["fall"], "rise": hm["rise"], "balancer": str(lab.state)})
+    d.state_dir.mkdir(parents=True, exist_ok=True)
+    d.start()
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+def live(lab: LabBalancer) -> list[str]:
+    return list(lab.current()["live"])
+
+
+def detection_budget(lab: LabBalancer) -> float:
+    """How long the monitor may take to notice a change: fall (or rise) checks, each up to
+    its interval plus its timeout, and one interval of slack."""
+    hm = {"interval": 1.0, "timeout": 0.5, "fall": 2, "rise": 2, **lab.config.health_monitor}
+    return (max(hm["fall"], hm["rise"]) + 1) * (hm["interval"] + hm["timeout"]) + 1.0
+
+
+def _expect(requirement: str, outcome: str, reason: str, fix: str = "") -> Expectation:
+    return Expectation(outcome, requirement, reason, fix)
+
+
+# -- health monitor --------------------------------------------------------------------
+
+def health_monitor_cell(lab: LabBalancer, check: str, failure: str, clients: int = 20) -> Verdict:
+    data = settings()["health"]["checks"][check]
+    predicted = data.get("outcome") or data["outcome_by_failure"][failure]
+    lab.switch("affinity" if "affinity" in lab.config.modes else lab.config.mode,
+               [b.name for b in lab.config.backends], flush=True)
+    lab.clear_gateways()
+    evidence: dict[str, Any] = {"check": check, "failure": f"{VICTIM}'s charon {failure}"}
+    with monitor_running(lab, check), Crowd.for_lab(lab.inventory, count=clients) as crowd:
+        up = lab.wait(lambda: sorted(live(lab)) == sorted(b.name for b in lab.config.backends), detection_budget(lab))
+        if up is None:
+            return Verdict.inconclusive(_expect(HEALTH, predicted, ""), "monitor-never-saw-all-up",
+                                        f"the {check} monitor did not report every healthy gateway up within "
+                                        f"{detection_budget(lab):.1f} s", {**evidence, "live": live(lab)})
+        lab.fail_gateway(VICTIM, failure)
+        try:
+            took = lab.wait(lambda: VICTIM not in live(lab), detection_budget(lab))
+            evidence["seconds until the monitor took it out"] = None if took is None else round(took, 2)
+            evidence["live gateways after the failure"] = live(lab)
+            attempts = crowd.connect()
+            sas = crowd.sas()
+        finally:
+            lab.restore_gateway(VICTIM)
+        failed = [a for a, t in attempts.items() if not t.connected]
+        served = {a: lab.backend_of_pool(sa.get("virtual_ip")) for a, sa in sas.items()}
+        evidence.update({"new clients": len(attempts), "failed": len(failed),
+                         "served by": {gw: sum(1 for v in served.values() if v == gw)
+                                       for gw in (b.name for b in lab.config.backends)}})
+        back = lab.wait(lambda: VICTIM in live(lab), detection_budget(lab) + 5)
+        evidence["seconds until it was back in"] = None if back is None else round(back, 2)
+    lab.clear_gateways()
+    if took is not None and not failed:
+        observed = "taken-out"
+    elif took is None and failed:
+        observed = "keeps-sending"
+    else:
+        observed = "taken-out-late" if took is not None else "kept-but-no-failures"
+    figures = (f"{len(failed)} of {len(attempts)} new clients failed; the monitor "
+               + (f"took {VICTIM} out after {took:.1f} s" if took is not None else f"kept {VICTIM} in"))
+    if check == "ike":
+        exp = _expect(HEALTH, "taken-out", f"{data['reason']}; measured: {figures}")
+    else:
+        # a plain UDP check, as a known mistake: what it does depends on how the gateway fails
+        why = (data["reason"] if predicted == "keeps-sending" else "the kernel answers a datagram to the stopped "
+               "daemon's port with ICMP port unreachable, which even a plain UDP check notices")
+        exp = _expect(HEALTH, predicted, f"{why}; measured: {figures}", data.get("fix", ""))
+    return Verdict.compare(exp, observed, evidence)
+
+
+# -- failover --------------------------------------------------------------------------
+
+def failover_cell(lab: LabBalancer, clients: int = 50, newcomers: int = 20, timeout: float = 40.0) -> Verdict:
+    """Clients connected through both gateways; VICTIM's charon stops. Its clients' DPD
+    notices, they re-initiate through the VIP, the monitor has taken VICTIM out: all must
+    end established on the others, none half-connected. Then VICTIM returns and new
+    clients spread over both again."""
+    mode = "affinity" if "affinity" in lab.config.modes else lab.config.mode
+    lab.switch(mode, [b.name for b in lab.config.backends], flush=True)
+    lab.clear_gateways()
+    timers = Timers(dpd_delay=2, dpd_action="restart")
+    evidence: dict[str, Any] = {"mode": mode, "clients": clients, "dead peer detection": "every 2 s, then restart"}
+    with monitor_running(lab, "ike"), Crowd.for_lab(lab.inventory, count=clients + newcomers, timers=timers) as crowd:
+        first, later = crowd.addresses[:clients], crowd.addresses[clients:]
+        lab.wait(lambda: len(live(lab)) == len(lab.config.backends), detection_budget(lab))
+        attempts = crowd.connect(first)
+        before = _served(lab, crowd)
+        on_victim = [a for a in first if before.get(a) == VICTIM]
+        evidence.update({"connected before": sum(t.connected for t in attempts.values()),
+                         "on each gateway before": _count(before, lab), f"clients on {VICTIM}": len(on_victim)})
+        began = time.monotonic()
+        lab.fail_gateway(VICTIM, "stopped")
+        try:
+            def settled() -> bool:
+                now = _served(lab, crowd)
+                return all(now.get(a) not in (None, VICTIM) for a in first)
+            took = lab.wait(settled, timeout, step=0.5)
+            sas = crowd.sas()
+            after = _served(lab, crowd)
+            half = [a for a in first if (sas.get(a) or {}).get("state") not in (None, "ESTABLISHED")]
+            missing = [a for a in first if a not in sas]
+            moved = [a for a in on_victim if after.get(a) not in (None, VICTIM)]
+            evidence.update({f"re-established elsewhere (of {len(on_victim)})": len(moved),
+                             "seconds until every client was established again": None if took is None else round(took, 1),
+                             "half-connected at the end": len(half), "without an SA at the end": len(missing),
+                             "on each gateway after": _count(after, lab),
+                             "seconds since the failure": round(time.monotonic() - began, 1)})
+        finally:
+            lab.restore_gateway(VICTIM)
+        back = lab.wait(lambda: VICTIM in live(lab), detection_budget(lab) + 5)
+        evidence["seconds until the monitor took it back"] = None if back is None else round(back, 1)
+        crowd.connect(later)
+        spread_again = _count({a: v for a, v in _served(lab, crowd).items() if a in later}, lab)
+        evidence[f"{len(later)} new clients after its return, per gateway"] = spread_again
+    lab.clear_gateways()
+    ok_move = took is not None and not half and not missing and len(moved) == len(on_victim)
+    ok_spread = all(n > 0 for n in spread_again.values())
+    observed = ("moved-and-spread-again" if ok_move and ok_spread else
+                "moved-but-not-spread-again" if ok_move else "clients-left-behind")
+    figures = (f"{len(moved)} of {len(on_victim)} clients of {VICTIM} re-established on another gateway"
+               + (f" within {took:.1f} s" if took is not None else f", not all within {timeout:.0f} s")
+               + f", {len(half)} half-connected; after its return new clients went {spread_again}")
+    exp = _expect(FAILOVER, "moved-and-spread-again",
+                  f"dead peer detection on the clients and an IKE-aware monitor on the balancer move every client "
+                  f"of a failed gateway to the others; measured: {figures}",
+                  "monitor IKE on the balancer with reselect on service down, and keep DPD on in the client profile")
+    return Verdict.compare(exp, observed, evidence)
+
+
+def _served(lab: LabBalancer, crowd: Crowd) -> dict[str, str | None]:
+    return {a: (lab.backend_of_pool(sa.get("virtual_ip")) if sa.get("state") == "ESTABLISHED" else None)
+            for a, sa in crowd.sas().items()}
+
+
+def _count(served: dict[str, str | None], lab: LabBalancer) -> dict[str, int]:
+    return {b.name: sum(1 for v in served.values() if v == b.name) for b in lab.config.backends}
+
+
+# -- rekey and DPD -----------------------------------------------------------------------
+
+def rekey_cell(lab: LabBalancer, mode: str, clients: int = 20, ike_rekey: int = 6, child_rekey: int = 4,
+               watch: float = 9.0) -> Verdict:
+    lab.switch(mode, [b.name for b in lab.config.backends], flush=True)
+    lab.clear_gateways()
+    timers = Timers(dpd_delay=2, ike_rekey=ike_rekey, child_rekey=child_rekey, dpd_action="clear")
+    with Crowd.for_lab(lab.inventory, count=clients, timers=timers) as crowd:
+        attempts = crowd.connect()
+        before = crowd.sas()
+        served_before = {a: lab.backend_of_pool(sa.get("virtual_ip")) for a, sa in before.items()}
+        time.sleep(watch)
+        after = crowd.sas()
+        gateway = lab.gateway_sas()
+    lab.clear_gateways()
+    connected = [a for a, t in attempts.items() if t.connected]
+    kept = [a for a in connected if (after.get(a) or {}).get("state") == "ESTABLISHED"]
+    ike_rekeyed = [a for a in kept if after[a].get("ike_id") != before[a].get("ike_id")
+                   or after[a].get("spi_i") != before[a].get("spi_i")]
+    child_rekeyed = [a for a in kept if {c.get("spi_in") for c in after[a]["children"].values()}
+                     - {c.get("spi_in") for c in before[a]["children"].values()}]
+    same_backend = [a for a in kept if lab.backend_of_pool(after[a].get("virtual_ip")) == served_before.get(a)]
+    established_at_gateways = sum(1 for sas in gateway.values() for sa in sas if sa.get("state") == "ESTABLISHED")
+    evidence = {"mode": mode, "clients": clients, "connected": len(connected),
+                "IKE SA rekey every (s)": ike_rekey, "CHILD SA rekey every (s)": child_rekey, "DPD every (s)": 2,
+                "watched (s)": watch, "still established": len(kept), "IKE SA rekeyed": len(ike_rekeyed),
+                "CHILD SA rekeyed": len(child_rekeyed), "on the same gateway": len(same_backend),
+                "established IKE SAs at the gateways": established_at_gateways}
+    ok = (len(connected) == clients and len(kept) == clients and len(ike_rekeyed) == clients
+          and len(child_rekeyed) == clients and len(same_backend) == clients and established_at_gateways == clients)
+    observed = "kept" if ok else "lost-or-not-rekeyed"
+    figures = (f"{len(kept)} of {clients} still established after {watch:.0f} s, {len(ike_rekeyed)} IKE and "
+               f"{len(child_rekeyed)} CHILD SAs rekeyed, {len(same_backend)} on the same gateway, "
+               f"{established_at_gateways} established at the gateways")
+    exp = _expect(REKEY, "kept", f"rekeys and DPD travel the client's existing UDP 4500 flow, which the balancer "
+                  f"keeps on its gateway; measured: {figures}",
+                  "make the balancer's UDP idle and persistence timeouts longer than the rekey and DPD intervals")
+    return Verdict.compare(exp, observed, evidence)
+
+
+def as_json(v: Verdict) -> str:
+    return json.dumps(v.to_json(), default=str)
