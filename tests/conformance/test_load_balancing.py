@@ -102,3 +102,13 @@ def test_rekey_and_dpd_through_the_balancer_keep_the_sas(mode, lab_balancer, edg
         pytest.skip(f"not-applicable: the inventory's balancer has no mode {mode}")
     edge.apply(OPEN)
     cell.conclude(rekey_cell(lab_balancer, mode))
+
+
+def test_sstp_through_the_balancer_stays_on_one_server_and_a_hung_server_is_taken_out(
+        lab_balancer, target, edge, cell):
+    from aovpn_lab.balancer.scenarios import sstp_cell
+    from aovpn_lab.conditions.model import OPEN
+    if not target.sstp_gateways:
+        pytest.skip("not-applicable: the inventory names no SSTP gateway (group sstp_gateways) for the credentials")
+    edge.apply(OPEN)
+    cell.conclude(sstp_cell(lab_balancer, target.sstp_gateways[0]))

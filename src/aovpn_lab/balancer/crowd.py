@@ -107,12 +107,7 @@ class Crowd:
         self._addresses("del")
 
     def _addresses(self, op: str) -> None:
-        # One `ip -batch` for all of them: a process per address would cost ~2 ms each.
-        lines = "".join(f"address {op} {a}/32 dev {self.interface}\n" for a in self.addresses)
-        r = tool.run(["ip", "-force", "-batch", "-"], netns=self.netns, input=lines,
-                     step=f"{op} {len(self.addresses)} client addresses on {self.interface}")
-        if op == "add":
-            r.check(hint="are the addresses already there from an interrupted run? `aovpn-lab lab down` clears them")
+        client_addresses(self.netns, self.interface, self.addresses, op)
 
     def identity(self, index: int) -> str:
         from .config import Crowd as CrowdSpec
@@ -205,6 +200,16 @@ class Crowd:
         with ViciSession(self.charon.vici, timeout=30) as s:
             for address in self.addresses:
                 s.terminate(self.name(address))
+
+
+def client_addresses(netns: str, interface: str, addresses: list[str], op: str) -> None:
+    """Add (op=add) or remove (del) client addresses as /32s on the crowd host's link."""
+    # One `ip -batch` for all of them: a process per address would cost ~2 ms each.
+    lines = "".join(f"address {op} {a}/32 dev {interface}\n" for a in addresses)
+    r = tool.run(["ip", "-force", "-batch", "-"], netns=netns, input=lines,
+                 step=f"{op} {len(addresses)} client addresses on {interface}")
+    if op == "add":
+        r.check(hint="are the addresses already there from an interrupted run? `aovpn-lab lab down` clears them")
 
 
 def _interface(inv: Inventory, host: str) -> str:

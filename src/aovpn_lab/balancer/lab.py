@@ -135,9 +135,10 @@ class LabBalancer:
         hung: charon is frozen (SIGSTOP): its sockets stay bound, nothing answers."""
         d = self.charon(gateway)
         if how == "hung":
-            main = d.main()
-            assert main is not None, f"{gateway}: charon is not running"
-            os.kill(main.pid, signal.SIGSTOP)
+            pids = d.pids()
+            assert pids, f"{gateway}: charon is not running"
+            for pid in pids:
+                os.kill(pid, signal.SIGSTOP)
         else:
             d.stop()
 
@@ -145,9 +146,9 @@ class LabBalancer:
         """Back as provisioned: a frozen charon continues; a stopped one starts again and
         gets its connections, pools and credentials (as the strongswan role loads them)."""
         d = self.charon(gateway)
-        main = d.main()
-        if main is not None:
-            os.kill(main.pid, signal.SIGCONT)
+        if d.running:
+            for pid in d.pids():
+                os.kill(pid, signal.SIGCONT)
             return
         d.start()
         sdir = self.gateway_dirs[gateway]

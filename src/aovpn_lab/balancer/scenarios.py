@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -214,3 +216,110 @@ def rekey_cell(lab: LabBalancer, mode: str, clients: int = 20, ike_rekey: int = 
 
 def as_json(v: Verdict) -> str:
     return json.dumps(v.to_json(), default=str)
+
+
+# -- SSTP through HAProxy -----------------------------------------------------------------
+
+SSTP = "AOVPN-LB-SSTP-001"
+
+
+def haproxy_servers(lab: LabBalancer) -> dict[str, dict[str, str]]:
+    """HAProxy's own view of its SSTP servers (stats socket): status, check result and the
+    HTTP status its health monitor got."""
+    import csv
+    import io
+    import socket
+    sock = socket.socket(socket.AF_UNIX)
+    sock.settimeout(5)
+    sock.connect(str(lab.state / "haproxy" / "haproxy.sock"))
+    sock.sendall(b"show stat\n")
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    rows = csv.DictReader(io.StringIO(data.decode().lstrip("# ")))
+    return {r["svname"]: {"status": r["status"], "check": r.get("check_status", ""), "code": r.get("check_code", "")}
+            for r in rows if r["pxname"] == "sstp_servers" and r["svname"] not in ("FRONTEND", "BACKEND")}
+
+
+def _sstp_pool_of(lab: LabBalancer, address: str | None) -> str | None:
+    import ipaddress
+    if not address:
+        return None
+    for b in lab.config.backends:
+        nat_host = (lab.inventory.host(b.name).var("sstp_gateway") or {}).get("ping_target")
+        if nat_host and ipaddress.ip_address(address) in ipaddress.ip_network(f"{nat_host}/24", strict=False):
+            return b.name
+    return None
+
+
+def sstp_cell(lab: LabBalancer, gateway, sources: int = 4, repeats: int = 2) -> Verdict:
+    """SSTP to the VIP from several client addresses, each a few times: every client must
+    stay on one server and clients must reach both; then one server's SSTP service hangs
+    (frozen: TCP still completes, HTTP never answers) and the balancer's HTTP monitor must
+    take it out while new connections go to the other."""
+    from ..sstp.probe import probe_sstp
+    from ..sstp.softether import SoftEtherInstance
+    from ..sstp.transport import open_tcp
+    from .crowd import client_addresses
+    crowd_spec = lab.config.crowd
+    assert crowd_spec is not None and lab.inventory.lab is not None
+    crowd = Crowd.for_lab(lab.inventory, count=sources)
+    port = int(lab.config.sstp.get("port", 443))
+
+    def connect(src: str) -> tuple[str | None, str]:
+        r = probe_sstp(lab.config.vip, port, user=gateway.user, password=gateway.password,
+                       ca_file=str(gateway.ca_file) if gateway.ca_file else None, sni=gateway.identity,
+                       timeout=10, netns=crowd.netns, source=src)
+        return (_sstp_pool_of(lab, r.ip) if r.connected else None), (r.cause if not r.connected else "connected")
+
+    evidence: dict[str, Any] = {"monitor": dict(lab.config.sstp.get("monitor") or {}),
+                                "HAProxy's view before": haproxy_servers(lab)}
+    client_addresses(crowd.netns, crowd.interface, crowd.addresses, "add")
+    try:
+        seen = {src: [connect(src)[0] for _ in range(repeats)] for src in crowd.addresses}
+        evidence["server per connection, per client"] = seen
+        sticky = all(len(set(v)) == 1 and v[0] is not None for v in seen.values())
+        spread = {b.name: sum(1 for v in seen.values() if v and v[0] == b.name) for b in lab.config.backends}
+        instance = SoftEtherInstance(lab.inventory.lab.host_dir(VICTIM) / "softether", lab.gateway_netns[VICTIM])
+        pids = instance.daemon.pids()  # its watchdog and the server it forked
+        assert pids, f"{VICTIM}: SoftEther is not running"
+        victim_addr = lab.config.backend(VICTIM).address
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)  # the service hangs; the kernel still accepts TCP
+        try:
+            took = lab.wait(lambda: haproxy_servers(lab).get(VICTIM, {}).get("status", "").startswith("DOWN"),
+                            detection_budget(lab) + 3)
+            evidence["seconds until HAProxy marked it down"] = None if took is None else round(took, 2)
+            evidence["HAProxy's view after"] = haproxy_servers(lab)
+            try:
+                s, _ = open_tcp(victim_addr, port, 2.0)
+                s.close()
+                tcp_check = "up (TCP handshake completes although SSTP hangs)"
+            except Exception as exc:  # a TCP check's view, for contrast: evidence only
+                tcp_check = f"down ({exc})"
+            evidence[f"a plain TCP check of {VICTIM}:{port} would say"] = tcp_check
+            after = {src: connect(src) for src in crowd.addresses}
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        evidence["server per client while it hangs"] = {k: v[0] or v[1] for k, v in after.items()}
+        lab.wait(lambda: haproxy_servers(lab).get(VICTIM, {}).get("status", "") == "UP", detection_budget(lab) + 5)
+    finally:
+        client_addresses(crowd.netns, crowd.interface, crowd.addresses, "del")
+    moved = all(v[0] not in (None, VICTIM) for v in after.values())
+    answers = {k: v.get("code") for k, v in evidence["HAProxy's view before"].items()}
+    evidence["monitor answers (HTTP status per server)"] = answers
+    evidence["RRAS answers"] = 401
+    observed = ("sticky-spread-and-taken-out" if sticky and all(spread.values()) and took is not None and moved
+                else "not-sticky" if not sticky else "not-spread" if not all(spread.values())
+                else "kept-a-hung-server")
+    figures = (f"{sum(1 for v in seen.values() if len(set(v)) == 1)} of {len(seen)} clients stayed on one server over "
+               f"{repeats} connections, spread {spread}; the HTTP monitor took the hung {VICTIM} out "
+               + (f"after {took:.1f} s" if took is not None else "not at all")
+               + f"; lab servers answer the monitor with {sorted(set(answers.values()))} (RRAS: 401)")
+    exp = _expect(SSTP, "sticky-spread-and-taken-out",
+                  f"source persistence keeps a client on one SSTP server, and the HTTP monitor (not a TCP check) "
+                  f"notices a server whose SSTP service hangs; measured: {figures}",
+                  "balance by source address (or TLS session), and monitor HEAD /sra_{...}/ expecting 401")
+    return Verdict.compare(exp, observed, evidence)

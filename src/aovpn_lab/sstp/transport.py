@@ -114,10 +114,12 @@ def tls_context(ca_file: str | None, *, verify: bool = True) -> ssl.SSLContext:
     return context
 
 
-def open_tcp(host: str, port: int, timeout: float) -> tuple[socket.socket, int]:
+def open_tcp(host: str, port: int, timeout: float, source: str | None = None) -> tuple[socket.socket, int]:
+    """source: the local address to connect from (one of many clients on one host)."""
     began = time.monotonic()
     try:
-        sock = socket.create_connection((host, port), timeout=max(timeout, 0.01))
+        sock = socket.create_connection((host, port), timeout=max(timeout, 0.01),
+                                        source_address=(source, 0) if source else None)
     except TimeoutError:
         raise TransportFailure(
             "tcp-443-blocked", f"no answer to TCP SYN to {host}:{port} within {timeout:g} s "
@@ -140,7 +142,7 @@ def open_tcp(host: str, port: int, timeout: float) -> tuple[socket.socket, int]:
 
 
 def open_tls(host: str, port: int = 443, *, ca_file: str | None = None, sni: str | None = None,
-             timeout: float = 10.0) -> TlsConnection:
+             timeout: float = 10.0, source: str | None = None) -> TlsConnection:
     """TCP connect + TLS handshake with chain and name verification."""
     deadline = time.monotonic() + timeout
     server_name = sni or host
@@ -148,7 +150,7 @@ def open_tls(host: str, port: int = 443, *, ca_file: str | None = None, sni: str
         context = tls_context(ca_file)
     except (OSError, ssl.SSLError) as exc:
         raise TransportFailure("cert-untrusted", f"cannot load CA file {ca_file}: {exc}", "tls")
-    raw, tcp_ms = open_tcp(host, port, timeout)
+    raw, tcp_ms = open_tcp(host, port, timeout, source)
     began = time.monotonic()
     raw.settimeout(max(deadline - time.monotonic(), 0.01))
     try:
