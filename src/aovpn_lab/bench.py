@@ -4,7 +4,8 @@
     project's own captures; tshark's dissector through pyshark beside it when both are
     installed), lab up (after first setup), lab down, condition switch, IKEv2 cell
     (passing: median of N; failing: bounded by the retransmit policy), whole default
-    matrix.
+    matrix; through the load balancer: concurrent IKE SAs, setup rate, memory per SA, and
+    the time to detect and drain a dead gateway.
 
 Run as root: `python -m aovpn_lab.bench [--repeat N] [--decoding-only]`. Brings the
 default lab up and takes it down again (not with ``--decoding-only``).
@@ -175,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
                     assert r.connected, f"SSTP did not connect: {r.cause}"
                     times.append(time.monotonic() - t0)
                 say("SSTP cell (TLS, MS-CHAPv2, IPCP, ping, disconnect)", _fmt(times))
+        if inv.group("load_balancers"):
+            from .balancer.lab import LabBalancer
+            from .balancer.scale import balancer_scale
+            balancer_scale(LabBalancer.from_inventory(inv), say)
         reports = paths.REPORTS
         t = time.monotonic()
         from .report.run import run_suite

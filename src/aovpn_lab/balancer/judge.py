@@ -13,7 +13,7 @@ from typing import Any
 
 from ..verdict import Expectation, Verdict
 from .measure import CrowdRun, settings
-from .spread import spread_test
+from .spread import evaluate
 
 AFFINITY = "AOVPN-LB-AFFINITY-001"
 NOSNAT = "AOVPN-LB-NOSNAT-001"
@@ -35,14 +35,14 @@ def expectation(run: CrowdRun, configured: str, aspect: str, requirement: str, f
 def affinity_figures(run: CrowdRun, split: list[str]) -> dict[str, Any]:
     n = len(run.attempts)
     spread = run.spread()
-    test = spread_test(list(spread.values()), p_threshold=float(settings()["spread_p_threshold"]))
+    test = evaluate(spread)
     return {
         "clients": n, "connected": len(run.connected), "failed": len(run.failed),
         "split clients (UDP 500 and 4500 on different gateways)": len(split),
         "split ratio": round(len(split) / n, 3) if n else None,
         "failure rate": round(len(run.failed) / n, 3) if n else None,
         "spread (connected clients per gateway)": spread,
-        "spread test": test.as_dict(), "even": test.even,
+        "spread test": test.to_json(), "even": test.even,
         "seconds to connect all": round(run.seconds, 2),
     }
 
@@ -62,7 +62,7 @@ def judge_affinity(run: CrowdRun, split: list[str], configured: str, per_client:
     observed = affinity_observed(run, split, figures)
     text = (f"{figures['connected']} of {figures['clients']} connected, {len(split)} split "
             f"({100 * (figures['split ratio'] or 0):.0f} %), spread {figures['spread (connected clients per gateway)']}"
-            f" (p = {figures['spread test'].get('p_value')})")
+            f" (p = {figures['spread test']['p_value']:.2g})")
     exp = expectation(run, configured, "affinity", AFFINITY, text)
     evidence = {**figures, "per client": per_client, "captures": {k: str(v) for k, v in run.captures.items()}}
     return Verdict.compare(exp, observed, evidence)
