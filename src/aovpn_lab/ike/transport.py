@@ -29,6 +29,9 @@ class ExchangeAttempt:
     rtt: float | None = None
     local: tuple[str, int] | None = None
     error: str | None = None
+    # Datagrams from the peer that were not an IKE answer to this request (garbage, ESP,
+    # another SPI): a silent peer and one that answers nonsense are different failures.
+    ignored: int = 0
 
     @property
     def answered(self) -> bool:
@@ -78,8 +81,11 @@ def new_socket(family: int, src_port: int | None) -> socket.socket:
 
 
 def _await_answer(sock, peer_addr: tuple[str, int], spi: bytes, use_marker: bool,
-                  start: float, deadline: float) -> IkeAnswer | None:
-    """The first datagram from ``peer_addr`` that is IKE and echoes ``spi``, or None."""
+                  start: float, deadline: float, result: ExchangeAttempt | None = None) -> IkeAnswer | None:
+    """The first datagram from ``peer_addr`` that is IKE and echoes ``spi``, or None.
+
+    Datagrams from the peer passed over are counted in ``result.ignored``.
+    """
     ip, dst_port = peer_addr
     for _ in range(10000):  # bounded: stray datagrams cannot keep us here
         remaining = deadline - time.monotonic()
@@ -94,9 +100,13 @@ def _await_answer(sock, peer_addr: tuple[str, int], spi: bytes, use_marker: bool
             continue
         if use_marker:
             if data[:4] != NON_ESP_MARKER:
+                if result is not None:
+                    result.ignored += 1
                 continue  # ESP, not IKE
             data = data[4:]
         if data[:8] != spi:
+            if result is not None:
+                result.ignored += 1
             continue
         answer = parse_ike_answer(data)
         answer.rtt = time.monotonic() - start
@@ -122,7 +132,7 @@ def _attempt(sock, own: bool, ip: str, dst_port: int, message: bytes,
         except OSError:
             pass
         answer = _await_answer(sock, (ip, dst_port), bytes(message[:8]), use_marker,
-                               start, deadline)
+                               start, deadline, result)
         if answer is not None:
             result.answer, result.rtt, result.status = answer, answer.rtt, "answered"
     except ConnectionRefusedError as exc:
