@@ -150,6 +150,7 @@ def test_snat_proxy_shows_every_client_from_the_balancer_address(tmp_path):
     assert (s.snat["gw1"].sources, s.snat["gw1"].max_clients_per_source, s.snat["gw1"].translated_clients) == \
         ([BALANCER], 7, 7)
     assert s.snat["gw2"].max_clients_per_source == 5
+    assert s.spread().even and s.spread().counts == {"gw1": 7, "gw2": 5}
     assert s.connected is None and s.failed is None and s.established_per_backend is None
 
 
@@ -193,6 +194,7 @@ def test_a_client_no_backend_saw_is_unassigned_and_an_sa_missing_from_the_captur
     c, b = lab.write(tmp_path)
     s = summarise(analyse(c, b), connected={client(9)})
     assert s.unassigned == [client(1)] and s.per_backend == {"gw1": 0, "gw2": 0}
+    assert s.spread().n == 0
     assert s.connected == 0 and s.connected_unseen == [client(9)]
 
 

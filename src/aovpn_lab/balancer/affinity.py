@@ -37,6 +37,7 @@ from ..capture.packets import datagrams
 from ..capture.pcapfile import read_frames
 from ..errors import AovpnError
 from ..ike.numbers import IKE_SA_INIT
+from .spread import SpreadResult, evaluate
 
 __all__ = ["AffinityAnalysis", "Attempt", "ClientRecord", "SnatFacts", "Summary", "analyse", "summarise"]
 
@@ -259,6 +260,10 @@ class Summary:
     split_failed: int | None = None         # split clients among them
     connected_unseen: list[str] | None = None  # connected per the SA list, absent from the client capture
     established_per_backend: dict[str, int] | None = None
+
+    def spread(self, **options) -> SpreadResult:
+        """Is ``per_backend`` even? (:func:`aovpn_lab.balancer.spread.evaluate`; ``options`` are its own.)"""
+        return evaluate(self.per_backend, **options)
 
     def to_json(self) -> dict:
         out = dict(vars(self))
