@@ -91,7 +91,7 @@ def test_failover_moves_clients_to_the_remaining_gateway_and_spreads_again(lab_b
     from aovpn_lab.balancer.scenarios import failover_cell
     from aovpn_lab.conditions.model import OPEN
     edge.apply(OPEN)
-    cell.conclude(failover_cell(lab_balancer))
+    cell.conclude(failover_cell(lab_balancer, artifacts=cell.artifacts))
 
 
 @pytest.mark.parametrize("mode", ["affinity", "snat-proxy"])

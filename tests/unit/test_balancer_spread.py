@@ -82,11 +82,11 @@ def test_bad_counts_are_refused_with_a_fix():
 
 def test_the_threshold_is_data_in_the_profile():
     assert spread.settings().alpha == 0.001
-    assert spread.SPREAD_FILE.name == "balancer.yml"
+    assert spread.SPREAD_FILE.name == "load-balancing.yml"
 
 
 def test_a_bad_threshold_in_the_profile_names_the_key(tmp_path):
-    bad = tmp_path / "balancer.yml"
+    bad = tmp_path / "load-balancing.yml"
     bad.write_text("spread: {alpha: 5}\n")
     with pytest.raises(AovpnError, match=r"spread\.alpha") as exc:
         spread.settings(bad)

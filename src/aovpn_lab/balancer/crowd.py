@@ -67,6 +67,7 @@ class Crowd:
     concurrency: int = 4
     timers: Timers = field(default_factory=Timers)
     charon: PrivateCharon | None = None
+    keep_log: Path | None = None  # where charon's log is copied when the crowd ends (evidence)
 
     @classmethod
     def for_lab(cls, inv: Inventory, *, count: int | None = None, **options: Any) -> "Crowd":
@@ -101,6 +102,10 @@ class Crowd:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.charon is not None and self.keep_log is not None and self.charon.workdir is not None:
+            import shutil
+            self.keep_log.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.charon.log, self.keep_log)
         if self.charon is not None:
             self.charon.__exit__(None, None, None)
             self.charon = None

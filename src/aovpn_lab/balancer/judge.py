@@ -23,7 +23,7 @@ REQUIRED = {"affinity": "connected", "sources": "client-addresses"}
 def expectation(run: CrowdRun, configured: str, aspect: str, requirement: str, figures: str) -> Expectation:
     """The requirement's outcome for the inventory's own mode; the mode's known outcome otherwise."""
     row = settings()["modes"][run.mode]
-    fix = row.get("fix", "") if aspect == "affinity" else settings()["nosnat_fix"]
+    fix = settings()["affinity_fix" if aspect == "affinity" else "nosnat_fix"]
     if run.mode == configured:
         return Expectation(REQUIRED[aspect], requirement,
                            f"the inventory's balancer mode ({run.mode}) must meet {requirement}; measured: {figures}", fix)

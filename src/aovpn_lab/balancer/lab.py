@@ -131,16 +131,16 @@ class LabBalancer:
         return Daemon("charon", self.gateway_dirs[gateway], self.gateway_netns[gateway])
 
     def fail_gateway(self, gateway: str, how: str) -> None:
-        """stopped: charon exits (the kernel then answers UDP 500 with port unreachable);
-        hung: charon is frozen (SIGSTOP): its sockets stay bound, nothing answers."""
+        """stopped: charon dies as in a crash (SIGKILL: no DELETE reaches its clients, which
+        must find out by dead peer detection; the kernel then answers UDP 500 with port
+        unreachable); hung: charon is frozen (SIGSTOP): its sockets stay bound, nothing answers."""
         d = self.charon(gateway)
-        if how == "hung":
-            pids = d.pids()
-            assert pids, f"{gateway}: charon is not running"
-            for pid in pids:
-                os.kill(pid, signal.SIGSTOP)
-        else:
-            d.stop()
+        pids = d.pids()
+        assert pids, f"{gateway}: charon is not running"
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP if how == "hung" else signal.SIGKILL)
+        if how != "hung":
+            self.wait(lambda: not d.running, 5)
 
     def restore_gateway(self, gateway: str) -> None:
         """Back as provisioned: a frozen charon continues; a stopped one starts again and

@@ -185,6 +185,8 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Health-check the balancer's backends and keep the live set.")
     p.add_argument("--check", choices=sorted(CHECKS), default="ike", help="ike (default) or udp-port")
     p.add_argument("--backend", action="append", default=[], metavar="NAME=ADDR[:PORT]", help="repeat per backend")
+    p.add_argument("--backends-from", metavar="FILE",
+                   help="also every backend of a balancer.json (the lab balancer's settings, load_balancer.backends)")
     p.add_argument("--port", type=int, default=IKE_PORT, help="port checked when a backend names none (500)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between rounds (1.0)")
     p.add_argument("--timeout", type=float, default=0.5, help="seconds a check waits (0.5)")
@@ -197,6 +199,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args) -> tuple[list[Backend], Thresholds]:
     backends = [parse_backend(text) for text in args.backend]
+    if args.backends_from:
+        from .switch import load
+        config = load(Path(args.backends_from).parent)
+        backends += [Backend(b.name, b.address, None) for b in config.backends]
     if not backends:
         raise AovpnError("no backend to check", hint="give --backend NAME=ADDR once per backend")
     names = [b.name for b in backends]

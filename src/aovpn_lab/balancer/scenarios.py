@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from ..service import Daemon
@@ -108,7 +109,8 @@ def health_monitor_cell(lab: LabBalancer, check: str, failure: str, clients: int
 
 # -- failover --------------------------------------------------------------------------
 
-def failover_cell(lab: LabBalancer, clients: int = 50, newcomers: int = 20, timeout: float = 40.0) -> Verdict:
+def failover_cell(lab: LabBalancer, clients: int = 50, newcomers: int = 20, timeout: float = 40.0,
+                  artifacts: Path | None = None) -> Verdict:
     """Clients connected through both gateways; VICTIM's charon stops. Its clients' DPD
     notices, they re-initiate through the VIP, the monitor has taken VICTIM out: all must
     end established on the others, none half-connected. Then VICTIM returns and new
@@ -118,7 +120,9 @@ def failover_cell(lab: LabBalancer, clients: int = 50, newcomers: int = 20, time
     lab.clear_gateways()
     timers = Timers(dpd_delay=2, dpd_action="restart")
     evidence: dict[str, Any] = {"mode": mode, "clients": clients, "dead peer detection": "every 2 s, then restart"}
-    with monitor_running(lab, "ike"), Crowd.for_lab(lab.inventory, count=clients + newcomers, timers=timers) as crowd:
+    log = artifacts / "clients-charon.log" if artifacts else None
+    with monitor_running(lab, "ike"), Crowd.for_lab(lab.inventory, count=clients + newcomers, timers=timers,
+                                                     keep_log=log) as crowd:
         first, later = crowd.addresses[:clients], crowd.addresses[clients:]
         lab.wait(lambda: len(live(lab)) == len(lab.config.backends), detection_budget(lab))
         attempts = crowd.connect(first)

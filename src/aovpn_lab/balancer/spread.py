@@ -6,7 +6,7 @@ backends is fine depends on n, so each backend's count gets an exact two-sided b
 test (the probability, under fairness, of a count at most as likely as the one seen),
 the smallest p-value is corrected for having tested k backends (Bonferroni; with two
 backends the two tests are the same test) and compared with ``alpha`` from
-profiles/balancer.yml. A backend with no client at all is uneven on its own once every
+profiles/load-balancing.yml. A backend with no client at all is uneven on its own once every
 backend could have had one: that is a dead or forgotten backend, which a test on a
 handful of clients would not have the power to see.
 
@@ -39,7 +39,7 @@ from ..errors import AovpnError
 
 __all__ = ["SPREAD_FILE", "SpreadResult", "binomial_p", "evaluate", "settings"]
 
-SPREAD_FILE = paths.PROFILES / "balancer.yml"
+SPREAD_FILE = paths.PROFILES / "load-balancing.yml"
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,11 @@ class Settings:
 
 @lru_cache(maxsize=4)
 def settings(path: Path = SPREAD_FILE) -> Settings:
-    """The ``spread`` section of profiles/balancer.yml, checked."""
+    """The ``spread`` section of profiles/load-balancing.yml, checked."""
     try:
         data = (yaml.safe_load(Path(path).read_text()) or {}).get("spread") or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise AovpnError(f"cannot read {path}: {exc}", hint="restore profiles/balancer.yml") from None
+        raise AovpnError(f"cannot read {path}: {exc}", hint="restore profiles/load-balancing.yml") from None
     alpha = data.get("alpha")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
         raise AovpnError(f"{path}: spread.alpha: expected a probability between 0 and 1, got {alpha!r}",
@@ -106,7 +106,7 @@ def evaluate(counts: dict[str, int], alpha: float | None = None,
              empty_min_per_backend: int | None = None) -> SpreadResult:
     """Judge ``counts`` (backend name -> clients; every backend, zeros included).
 
-    ``alpha`` and ``empty_min_per_backend`` default to profiles/balancer.yml.
+    ``alpha`` and ``empty_min_per_backend`` default to profiles/load-balancing.yml.
     """
     if not counts:
         raise AovpnError("a spread needs at least one backend", hint="pass every backend's count, zeros included")
