@@ -141,3 +141,13 @@ def test_source_translation_is_flagged_with_the_ikeext_per_source_limit():
 
 def test_client_addresses_pass_as_configured():
     assert judge_source_addresses(crowd_run("affinity"), "affinity").state == "pass"
+
+
+def test_clients_that_never_got_to_ike_auth_are_counted_apart_from_splits():
+    failed = [f"198.18.16.{i}" for i in range(1, 21)]
+    run = crowd_run("snat-proxy-consistent", failed=failed, on_gw1=15)
+    run.paths_by_client = {a: {"UDP 500 reached": ["gw1"], "UDP 4500 reached": [] if a in failed[5:] else ["gw2"]}
+                           for a in run.attempts}
+    v = judge_affinity(run, failed[:5], "affinity", {})
+    assert v.state == "pass" and "5 split (10 %), 15 more failed before IKE_AUTH" in v.reason
+    assert "spread {'gw1': 15, 'gw2': 15}" in v.reason

@@ -17,6 +17,7 @@ from .spread import evaluate
 
 AFFINITY = "AOVPN-LB-AFFINITY-001"
 NOSNAT = "AOVPN-LB-NOSNAT-001"
+STALLED = "failed before IKE_AUTH (IKE_SA_INIT reached a gateway, no answer came back)"
 REQUIRED = {"affinity": "connected", "sources": "client-addresses"}
 
 
@@ -34,6 +35,11 @@ def expectation(run: CrowdRun, configured: str, aspect: str, requirement: str, f
 
 def affinity_figures(run: CrowdRun, split: list[str]) -> dict[str, Any]:
     n = len(run.attempts)
+    clients = (run.paths_by_client or {})
+    # failed before IKE_AUTH: the IKE_SA_INIT reached a gateway and nothing followed on UDP 4500
+    # (a client sends IKE_AUTH only after an IKE_SA_INIT answer)
+    stalled = [a for a in run.failed if a not in split and clients.get(a, {}).get("UDP 500 reached")
+               and not clients.get(a, {}).get("UDP 4500 reached")]
     spread = run.spread()
     test = evaluate(spread)
     return {
@@ -41,6 +47,7 @@ def affinity_figures(run: CrowdRun, split: list[str]) -> dict[str, Any]:
         "split clients (UDP 500 and 4500 on different gateways)": len(split),
         "split ratio": round(len(split) / n, 3) if n else None,
         "failure rate": round(len(run.failed) / n, 3) if n else None,
+        STALLED: len(stalled),
         "spread (connected clients per gateway)": spread,
         "spread test": test.to_json(), "even": test.even,
         "seconds to connect all": round(run.seconds, 2),
@@ -61,7 +68,9 @@ def judge_affinity(run: CrowdRun, split: list[str], configured: str, per_client:
     figures = affinity_figures(run, split)
     observed = affinity_observed(run, split, figures)
     text = (f"{figures['connected']} of {figures['clients']} connected, {len(split)} split "
-            f"({100 * (figures['split ratio'] or 0):.0f} %), spread {figures['spread (connected clients per gateway)']}"
+            f"({100 * (figures['split ratio'] or 0):.0f} %)"
+            + (f", {figures[STALLED]} more failed before IKE_AUTH (their IKE_SA_INIT was not answered)"
+               if figures[STALLED] else "") + f", spread {figures['spread (connected clients per gateway)']}"
             f" (p = {figures['spread test']['p_value']:.2g})")
     exp = expectation(run, configured, "affinity", AFFINITY, text)
     evidence = {**figures, "per client": per_client, "captures": {k: str(v) for k, v in run.captures.items()}}
