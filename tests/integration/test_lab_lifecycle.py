@@ -17,9 +17,10 @@ def test_status_reports_every_host_and_service_up(lab):
     assert st.returncode == 0, st.stdout
     data = json.loads(st.stdout)
     assert data["up"] is True
-    assert set(data["hosts"]) == {"client", "edge", "gw1", "probe", "rad"}
+    assert set(data["hosts"]) == {"client", "edge", "gw1", "probe", "rad", "gw2", "lb"}
     assert data["hosts"]["gw1"]["charon"] and data["hosts"]["edge"]["ruleset"]
     assert data["hosts"]["gw1"]["softether"] and data["hosts"]["rad"]["freeradius"]
+    assert data["hosts"]["gw2"]["charon"] and data["hosts"]["gw2"]["softether"] and data["hosts"]["lb"]["haproxy"]
 
 
 def test_a_second_lab_up_changes_nothing(lab):

@@ -151,3 +151,20 @@ def test_clients_that_never_got_to_ike_auth_are_counted_apart_from_splits():
     v = judge_affinity(run, failed[:5], "affinity", {})
     assert v.state == "pass" and "5 split (10 %), 15 more failed before IKE_AUTH" in v.reason
     assert "spread {'gw1': 15, 'gw2': 15}" in v.reason
+
+
+def test_the_switch_refuses_a_mode_the_inventory_does_not_define(tmp_path, capsys):
+    import json
+    from aovpn_lab.balancer import switch
+    (tmp_path / "balancer.json").write_text(json.dumps({"inventory_hostname": "lb", "load_balancer": LB}))
+    assert switch.main(["--state", str(tmp_path), "round-robin"]) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out)["failed"] is True
+    assert err.count("\n") == 1 and "'round-robin' is not in load_balancer.modes" in err
+    assert not (tmp_path / "balancer.nft").exists()   # nothing was applied
+
+
+def test_the_switch_without_provisioning_names_the_fix(tmp_path, capsys):
+    from aovpn_lab.balancer import switch
+    assert switch.main(["--state", str(tmp_path / "nowhere")]) == 1
+    assert "aovpn-lab lab up" in capsys.readouterr().err

@@ -48,3 +48,14 @@ def test_quoted_passages_are_in_the_notes():
     rule = re.search(r'"Why deployments break"\): "([^"]+)"', fallback_doc)
     assert rule and rule.group(1) in notes
     assert "5 IP fragments at MTU 1500" in notes   # tests/unit/test_certs_sizemodel.py quotes it
+
+
+def test_every_cited_load_balancing_section_is_a_heading():
+    doc = paths.ROOT / "docs" / "load-balancing.md"
+    heads = {m.group(1).strip() for m in re.finditer(r"^#{2,3} (.+)$", doc.read_text(), re.M)}
+    cite = re.compile(r'docs/load-balancing\.md,?\s+"([^"]+)"')
+    cited = {m.group(1) for top in CITING for f in ([paths.ROOT / top] if (paths.ROOT / top).is_file()
+                                                  else sorted((paths.ROOT / top).rglob("*.y*ml")))
+             for m in cite.finditer(f.read_text())}
+    assert {"Cross-port affinity", "Source NAT", "Health monitors"} <= cited
+    assert cited <= heads, cited - heads

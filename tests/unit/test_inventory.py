@@ -24,9 +24,11 @@ def test_the_embedded_lab_inventory_describes_its_hosts_and_links():
     inv = inventory.load(LAB)
     assert inv.lab is not None
     assert inv.lab.prefix == "aovpn"
-    assert set(inv.lab.hosts) == {"client", "edge", "gw1", "probe", "rad"}
-    assert [l.name for l in inv.lab.links] == ["lan", "lan2", "wan", "corp"]
+    assert set(inv.lab.hosts) == {"client", "edge", "gw1", "probe", "rad", "gw2", "lb"}
+    assert [l.name for l in inv.lab.links] == ["lan", "lan2", "wan", "lbwan", "lbgw1", "lbgw2", "corp"]
     assert [h.name for h in inv.group("ikev2_gateways")] == ["gw1"]
+    assert [h.name for h in inv.group("balanced_gateways")] == ["gw1", "gw2"]
+    assert [h.name for h in inv.group("load_balancers")] == ["lb"]
     assert inv.host("gw1").var("ikev2_gateway")["identity"] == "vpn.example.net"
 
 
