@@ -143,7 +143,7 @@ def _rekey(facts: Facts, spec: BalancerSpec | None) -> list[Finding]:
     for port, svc in _ike(facts).items():
         if svc is None:
             continue
-        if svc.persistence is not None:
+        if svc.persistence is not None and svc.persistence.kind != "hash":  # a hash keeps no record to expire
             t = svc.persistence.timeout
             value, src = (t, "") if t is not None else (default["persistence_timeout"], " (product default)")
             if value < need["persistence_timeout"]["seconds"]:

@@ -89,6 +89,6 @@ def _host(inv: Any, name: str | None):
     if len(having) != 1:
         found = ", ".join(sorted(h.name for h in having)) or "none"
         raise InventoryError(f"{inv.path}: {len(having)} hosts define {VAR} ({found})",
-                             hint=f"name one with --host NAME" if having else
+                             hint="name one with --host NAME" if having else
                              f"give a host of the inventory a {VAR} variable (as host_vars/lb.yml), or name one with --host")
     return having[0]
