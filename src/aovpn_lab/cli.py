@@ -6,6 +6,7 @@
     aovpn-lab certs inspect FILE...
     aovpn-lab diagnose --client CLIENT.pcap --server SERVER.pcap
     aovpn-lab scan --gateway ADDR [--far-netns NS --far-interface IF]
+    aovpn-lab lb render --vendor {f5,netscaler,kemp,all} [--inventory PATH] [--host NAME] [--out DIR]
 
 Errors a user can fix print one line and exit non-zero; Ctrl-C exits 130.
 """
@@ -165,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     certs_command.register(sub)
     diagnose_command.register(sub)
     scan_command.register(sub)
+    from .balancer.vendors import command as lb_command
+    lb_command.register(sub)
     return p
 
 
