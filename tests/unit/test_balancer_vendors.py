@@ -304,7 +304,7 @@ def test_lb_render_exits_1_when_a_finding_fails(tmp_path: Path, capsys):
 
 
 def test_lb_render_without_a_balancer_host_says_how_to_name_one(capsys):
-    rc = cli.main(["--inventory", str(paths.INVENTORIES / "lab"), "lb", "render", "--vendor", "f5"])
+    rc = cli.main(["--inventory", str(paths.INVENTORIES / "examples" / "external-gateway.yml"), "lb", "render", "--vendor", "f5"])
     err = capsys.readouterr().err
     assert rc == 2
     assert "define load_balancer" in err and "--host" in err
