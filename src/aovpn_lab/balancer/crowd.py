@@ -14,6 +14,7 @@ gateways' DoS protection (half-open limits) rather than the balancer.
 from __future__ import annotations
 
 import ipaddress
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -170,17 +171,31 @@ class Crowd:
         chosen = addresses or self.addresses
         index = {a: i for i, a in enumerate(self.addresses, start=1)}
 
+        # One vici connection per worker, kept for all its clients: charon's vici socket has a
+        # short listen backlog, and a connection per attempt is refused under load (EAGAIN).
+        local = threading.local()
+        opened: list[ViciSession] = []
+
+        def session() -> ViciSession:
+            if not hasattr(local, "vici"):
+                local.vici = ViciSession(self.charon.vici, timeout=timeout + 5).__enter__()
+                opened.append(local.vici)
+            return local.vici
+
         def one(address: str) -> Attempt:
             began = time.monotonic()
-            with ViciSession(self.charon.vici, timeout=timeout + 5) as s:
-                ok, logs, error = s.initiate(self.name(address), CHILD, timeout)
+            ok, logs, error = session().initiate(self.name(address), CHILD, timeout)
             # charon's own last words on a failure: why, in its terms (evidence, not a verdict)
             tail = [e.get("msg", "") for e in logs][-3:] if not ok else []
             return Attempt(address, self.identity(index[address]), ok, time.monotonic() - began,
                            "; ".join([error, *tail]) if error else "")
 
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return {a.address: a for a in pool.map(one, chosen)}
+        try:
+            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                return {a.address: a for a in pool.map(one, chosen)}
+        finally:
+            for s in opened:
+                s.__exit__(None, None, None)
 
     def sas(self) -> dict[str, dict[str, Any]]:
         """The client side's IKE SAs now: {address: {state, remote_host, remote_port, ike_id, spi_i, rekeyed}}."""

@@ -23,7 +23,7 @@ def rss_kib(pids: list[int]) -> int:
 
 
 def balancer_scale(lab: LabBalancer, say: Callable[[str, str], None], count: int = 200,
-                   concurrency: int = 8) -> None:
+                   concurrency: int = 4) -> None:
     lab.switch("affinity", [b.name for b in lab.config.backends], flush=True)
     lab.clear_gateways()
     gateways = [b.name for b in lab.config.backends]
@@ -43,7 +43,7 @@ def balancer_scale(lab: LabBalancer, say: Callable[[str, str], None], count: int
         grown = sum(after[g] - before[g] for g in gateways)
         say("  gateways' charon memory per established SA",
             f"{grown / max(ok, 1):.1f} KiB ({', '.join(f'{g}: {per_gw[g]} SAs, +{after[g] - before[g]} KiB' for g in gateways)})")
-        say("  client charon memory per SA", f"{rss_kib(crowd.charon.daemon.pids()) / max(ok, 1):.1f} KiB"
+        say("  client charon resident memory / SAs", f"{rss_kib(crowd.charon.daemon.pids()) / max(ok, 1):.1f} KiB"
             if crowd.charon and crowd.charon.daemon else "unknown")
         victims = [a for a, sa in crowd.sas().items() if lab.backend_of_pool(sa.get("virtual_ip")) == VICTIM]
         lab.fail_gateway(VICTIM, "stopped")
