@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from aovpn_lab import cli, inventory, paths
-from aovpn_lab.balancer.vendors import checks, f5, kemp, model, netscaler, vendors
+from aovpn_lab.balancer import spec as model
+from aovpn_lab.balancer.vendors import checks, f5, kemp, netscaler, vendors
 from aovpn_lab.balancer.vendors.artefact import Artefact
 from aovpn_lab.errors import InventoryError
 from aovpn_lab.tool import run

@@ -1,10 +1,17 @@
 """The lab balancer as the inventory describes it (host var `load_balancer`), checked.
 
+What every balancer shares (VIP, backends, ports, timeouts, monitors) is read once by
+:mod:`aovpn_lab.balancer.spec`, as for the vendors' artefacts; this adds what only the lab's
+own balancer has: its VIP must be inside the lab's ranges, the modes it can switch between,
+and the crowd of clients.
+
     >>> c = BalancerConfig.from_vars({"vip": "203.0.113.100", "modes": ["affinity"],
-    ...     "backends": [{"name": "gw1", "address": "198.18.1.10"}]}, where="lb")
+    ...     "backends": [{"name": "gw1", "address": "198.18.1.10"}],
+    ...     "persistence_timeout": 28800, "udp_idle_timeout": 300}, where="lb")
     >>> c.vip, [b.name for b in c.backends], c.mode
     ('203.0.113.100', ['gw1'], 'affinity')
-    >>> BalancerConfig.from_vars({"vip": "10.0.0.1", "backends": []}, where="lb")
+    >>> BalancerConfig.from_vars({"vip": "10.0.0.1", "backends": [{"name": "gw1", "address": "198.18.1.10"}],
+    ...     "persistence_timeout": 28800, "udp_idle_timeout": 300}, where="lb")
     Traceback (most recent call last):
     ...
     aovpn_lab.errors.InventoryError: lb: load_balancer.vip 10.0.0.1 is outside the lab's ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 198.18.0.0/15) (fix: the lab sends test traffic only to documentation ranges and 198.18.0.0/15: pick the VIP there)
@@ -16,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import InventoryError
+from .spec import Backend, BalancerSpec, from_mapping
 
 #: Where lab traffic may go (documentation ranges and the benchmarking range).
 LAB_RANGES = tuple(ipaddress.ip_network(n) for n in
@@ -25,12 +33,6 @@ LAB_RANGES = tuple(ipaddress.ip_network(n) for n in
 DNAT_MODES = ("affinity", "per-flow")
 PROXY_MODES = ("snat-proxy", "snat-proxy-consistent")
 KNOWN_MODES = DNAT_MODES + PROXY_MODES
-
-
-@dataclass(frozen=True)
-class Backend:
-    name: str
-    address: str
 
 
 @dataclass(frozen=True)
@@ -74,36 +76,31 @@ class BalancerConfig:
     crowd: Crowd | None = None
     where: str = "load_balancer"
 
+    spec: BalancerSpec | None = None
+
     @classmethod
     def from_vars(cls, lb: Mapping[str, Any] | None, *, where: str) -> "BalancerConfig":
         if not isinstance(lb, Mapping):
             raise InventoryError(f"{where}: load_balancer is missing or not a mapping",
                                  hint="describe the balancer as in inventories/lab/host_vars/lb.yml")
-        vip = _address(lb.get("vip"), f"{where}: load_balancer.vip")
+        spec = from_mapping(lb, where=where)
+        vip = spec.vip
         if not any(ipaddress.ip_address(vip) in net for net in LAB_RANGES):
             raise InventoryError(f"{where}: load_balancer.vip {vip} is outside the lab's ranges "
                                  f"({', '.join(map(str, LAB_RANGES))})",
                                  hint="the lab sends test traffic only to documentation ranges and 198.18.0.0/15: "
                                       "pick the VIP there")
-        backends = []
-        for i, b in enumerate(lb.get("backends") or []):
-            if not isinstance(b, Mapping) or "name" not in b:
-                raise InventoryError(f"{where}: load_balancer.backends[{i}] needs a name and an address",
-                                     hint="write {name: gw1, address: 198.18.1.10}")
-            backends.append(Backend(str(b["name"]), _address(b.get("address"),
-                                                             f"{where}: load_balancer.backends[{i}].address")))
         modes = tuple(str(m) for m in (lb.get("modes") or KNOWN_MODES))
         unknown = [m for m in modes if m not in KNOWN_MODES]
         if unknown:
             raise InventoryError(f"{where}: load_balancer.modes names {', '.join(unknown)}, which the lab balancer "
                                  f"does not implement", hint=f"use some of: {', '.join(KNOWN_MODES)}")
         mode = str(lb.get("mode") or modes[0])
-        config = cls(vip=vip, backends=tuple(backends), modes=modes, mode=mode,
-                     ike_ports=tuple(int(p) for p in lb.get("ike_ports") or (500, 4500)),
-                     persistence_timeout=_int(lb, "persistence_timeout", 28800, where),
-                     udp_idle_timeout=_int(lb, "udp_idle_timeout", 300, where),
+        config = cls(vip=vip, backends=spec.backends, modes=modes, mode=mode, ike_ports=spec.ike_ports,
+                     persistence_timeout=spec.persistence_timeout, udp_idle_timeout=spec.udp_idle_timeout,
+                     # the raw sections: the lab reads keys only it has (sstp.monitor.healthy, ...)
                      health_monitor=dict(lb.get("health_monitor") or {}), sstp=dict(lb.get("sstp") or {}),
-                     crowd=_crowd(lb.get("clients"), where), where=where)
+                     crowd=_crowd(lb.get("clients"), where), where=where, spec=spec)
         config.check_mode(mode)
         return config
 
@@ -121,29 +118,6 @@ class BalancerConfig:
                 return b
         raise InventoryError(f"{self.where}: no backend named '{name}' in load_balancer.backends "
                              f"({', '.join(b.name for b in self.backends)})", hint="name one of them")
-
-    def as_vars(self) -> dict[str, Any]:
-        return {"vip": self.vip, "backends": [b.__dict__ for b in self.backends], "modes": list(self.modes),
-                "mode": self.mode, "ike_ports": list(self.ike_ports), "persistence_timeout": self.persistence_timeout,
-                "udp_idle_timeout": self.udp_idle_timeout, "health_monitor": dict(self.health_monitor),
-                "sstp": dict(self.sstp),
-                "clients": None if self.crowd is None else {"count": self.crowd.count, "max": self.crowd.max,
-                                                            "host": self.crowd.host, "range": str(self.crowd.range)}}
-
-
-def _address(value: Any, key: str) -> str:
-    try:
-        return str(ipaddress.IPv4Address(str(value)))
-    except ValueError:
-        raise InventoryError(f"{key} is {value!r}, not an IPv4 address", hint="write a dotted-quad address") from None
-
-
-def _int(lb: Mapping[str, Any], key: str, default: int, where: str) -> int:
-    value = lb.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InventoryError(f"{where}: load_balancer.{key} is {value!r}, not a positive number of seconds",
-                             hint=f"write e.g. {key}: {default}")
-    return value
 
 
 def _crowd(clients: Any, where: str) -> Crowd | None:

@@ -19,7 +19,7 @@ import yaml
 
 from ... import requirements
 from .facts import Facts, Service
-from .model import SSTP_PATH, BalancerSpec
+from ..spec import SSTP_PATH, BalancerSpec
 
 AFFINITY = "AOVPN-LB-AFFINITY-001"
 NOSNAT = "AOVPN-LB-NOSNAT-001"

@@ -18,7 +18,7 @@ from ... import paths
 from ...errors import InventoryError
 from . import vendors
 from .checks import check
-from .model import VAR, from_host
+from ..spec import VAR, from_host
 
 DEFAULT_OUT = paths.REPORTS / "balancer"
 

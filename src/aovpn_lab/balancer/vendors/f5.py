@@ -16,7 +16,7 @@ from ... import paths
 from ...errors import AovpnError
 from .artefact import Artefact
 from .facts import Facts, Monitor, Persistence, Service
-from .model import BalancerSpec
+from ..spec import BalancerSpec
 
 PLAYBOOK = paths.PLAYBOOKS / "balancer-f5.yml"
 TASKS = "tasks.yml"

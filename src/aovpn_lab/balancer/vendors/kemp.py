@@ -22,7 +22,7 @@ import jinja2
 
 from .artefact import Artefact
 from .facts import Facts, Monitor, Persistence, Service
-from .model import BalancerSpec
+from ..spec import BalancerSpec
 
 CALLS = "kemp-calls.json"
 TEXT = "kemp.txt"

@@ -31,7 +31,7 @@ import jinja2
 
 from .artefact import Artefact
 from .facts import Facts, Monitor, Persistence, Service
-from .model import BalancerSpec
+from ..spec import BalancerSpec
 
 CLI = "netscaler.conf"
 NITRO = "nitro.json"

@@ -19,7 +19,7 @@ import ipaddress
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from ...errors import InventoryError
+from ..errors import InventoryError
 
 VAR = "load_balancer"
 # [MS-SSTP] 2.2.1: the resource every SSTP client opens; RRAS answers a HEAD on it with 401.
