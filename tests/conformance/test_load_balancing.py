@@ -37,9 +37,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="session")
 def lab_balancer(request):
+    from aovpn_lab.balancer.crowd import Crowd, CrowdUnavailable
     lab = _balancer(request.config)
     if lab is None:
         pytest.skip("not-applicable: the inventory names no load balancer (group load_balancers) in an embedded lab")
+    try:
+        Crowd.for_lab(lab.inventory)
+    except CrowdUnavailable as exc:
+        pytest.skip(f"not-applicable: {exc}")
     yield lab
     lab.switch(lab.config.mode, [b.name for b in lab.config.backends])  # leave it as provisioned
     lab.clear_gateways()

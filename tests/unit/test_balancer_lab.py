@@ -168,3 +168,21 @@ def test_the_switch_without_provisioning_names_the_fix(tmp_path, capsys):
     from aovpn_lab.balancer import switch
     assert switch.main(["--state", str(tmp_path / "nowhere")]) == 1
     assert "aovpn-lab lab up" in capsys.readouterr().err
+
+
+def test_a_crowd_without_certificates_in_the_gateways_profile_is_unavailable_not_failed(tmp_path):
+    import dataclasses
+    from aovpn_lab import inventory
+    from aovpn_lab.balancer.crowd import Crowd, CrowdUnavailable
+    inv = inventory.load(paths.ROOT / "inventories" / "lab")
+    inv = dataclasses.replace(inv, lab=dataclasses.replace(inv.lab, state_root=tmp_path))
+    with pytest.raises(CrowdUnavailable, match="no crowd certificates"):
+        Crowd.for_lab(inv)
+    pki = tmp_path / "pki" / "small"
+    pki.mkdir(parents=True)
+    for i in (1, 50):
+        (pki / f"crowd-{i}.example.net.cert.pem").write_text("")
+    crowd = Crowd.for_lab(inv)
+    assert len(crowd.addresses) == 50 and crowd.addresses[0] == "198.18.16.1" and crowd.vip == "203.0.113.100"
+    with pytest.raises(InventoryError, match="clients.max is 200"):
+        Crowd.for_lab(inv, count=201)

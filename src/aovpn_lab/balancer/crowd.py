@@ -33,6 +33,10 @@ from .config import BalancerConfig
 CHILD = "corp"
 
 
+class CrowdUnavailable(InventoryError):
+    """The crowd cannot run against the lab as provisioned (a fact of the lab, not a failure)."""
+
+
 @dataclass
 class Attempt:
     address: str
@@ -84,11 +88,19 @@ class Crowd:
                                  f".max is {crowd.max} (one machine certificate each is issued at lab up)",
                                  hint=f"raise clients.max to {n} and run `aovpn-lab lab up` again")
         assert inv.lab is not None
-        gw = inv.host(config.backends[0].name).var("ikev2_gateway") or {}
+        from .. import variants
+        # the gateways as provisioned: a variant may have switched their certificate profile
+        gw = {**(inv.host(config.backends[0].name).var("ikev2_gateway") or {}),
+              **variants.provisioned(inv.lab.state_dir).ikev2_gateway}
         profile = gw.get("certificate_profile") or "small"
+        pki = inv.lab.state_root / "pki" / profile
+        if not (pki / f"{crowd.identity(n)}.cert.pem").is_file():
+            raise CrowdUnavailable(f"the gateways use certificate profile '{profile}', in which the pki role issued "
+                                   f"no crowd certificates (it issues {crowd.max} in the balanced gateways' own profile)",
+                                   hint="run the load-balancing cells on a variant that keeps the gateways' profile")
         return cls(netns=inv.lab.namespace(crowd.host), interface=_interface(inv, crowd.host),
                    addresses=crowd.addresses(n), vip=config.vip,
-                   pki=inv.lab.state_root / "pki" / profile, remote_id=gw.get("identity", "vpn.example.net"),
+                   pki=pki, remote_id=gw.get("identity", "vpn.example.net"),
                    remote_ts=(gw.get("protected_subnets") or ["0.0.0.0/0"])[0], **options)
 
     # -- lifecycle ---------------------------------------------------------------------
