@@ -117,3 +117,15 @@ def test_sstp_through_the_balancer_stays_on_one_server_and_a_hung_server_is_take
         pytest.skip("not-applicable: the inventory names no SSTP gateway (group sstp_gateways) for the credentials")
     edge.apply(OPEN)
     cell.conclude(sstp_cell(lab_balancer, target.sstp_gateways[0]))
+
+
+@pytest.mark.parametrize("offload_case", ["server-configured-with-the-balancers-certificate-hash",
+                                          "server-left-with-its-own-certificate-hash"])
+def test_sstp_behind_a_tls_offloading_balancer_needs_the_balancers_certificate_hash(
+        offload_case, lab_balancer, target, edge, cell):
+    from aovpn_lab.balancer.scenarios import tls_offload_cell
+    from aovpn_lab.conditions.model import OPEN
+    if not target.sstp_gateways:
+        pytest.skip("not-applicable: the inventory names no SSTP gateway (group sstp_gateways) for the credentials")
+    edge.apply(OPEN)
+    cell.conclude(tls_offload_cell(lab_balancer, target.sstp_gateways[0], offload_case))

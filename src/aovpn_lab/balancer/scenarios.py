@@ -327,3 +327,82 @@ def sstp_cell(lab: LabBalancer, gateway, sources: int = 4, repeats: int = 2) -> 
                   f"notices a server whose SSTP service hangs; measured: {figures}",
                   "balance by source address (or TLS session), and monitor HEAD /sra_{...}/ expecting 401")
     return Verdict.compare(exp, observed, evidence)
+
+
+# -- SSTP behind a TLS-offloading balancer ---------------------------------------------
+
+OFFLOAD_CASES = {
+    # case -> whose certificate hash the servers are configured with, and what must happen
+    "server-configured-with-the-balancers-certificate-hash": ("balancer", "connected"),
+    "server-left-with-its-own-certificate-hash": ("own", "crypto-binding-rejected"),
+}
+
+
+def tls_offload_cell(lab: LabBalancer, gateway, case: str) -> Verdict:
+    """SSTP through HAProxy ending TLS with its own certificate (another one than the
+    servers'), to the reference SSTP server on each gateway (the lab's stand-in for RRAS's
+    binding check). The client's crypto binding covers the certificate it saw - the
+    balancer's - so a server must be told that hash (RRAS: SstpSvc\\Parameters
+    SHA256CertificateHash); left with its own, it refuses the binding."""
+    import socket as socketlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ..ike.craft_netns import run_in_netns
+    from ..sstp.probe import probe_sstp
+    from ..sstp.refserver import ReferenceServerThread, RefServerConfig
+    believed, expected_outcome = OFFLOAD_CASES[case]
+    port = int(lab.config.sstp.get("tls_offload_port") or 0)
+    if not port:
+        return Verdict.not_applicable(SSTP, "the inventory's balancer has no TLS-offload listener "
+                                            "(load_balancer.sstp.tls_offload_port)")
+    assert lab.inventory.lab is not None
+    pki = lab.inventory.lab.state_root / "pki"
+    identity = gateway.identity
+    own_dir = Path(gateway.ca_file).parent if gateway.ca_file else pki / "small"
+    offload_dir = pki / "large"  # the balancer's certificate (playbooks/roles/balancer: balancer_offload_profile)
+
+    def der(path: Path) -> bytes:
+        return x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(Encoding.DER)
+
+    own, seen = der(own_dir / f"{identity}.cert.pem"), der(offload_dir / f"{identity}.cert.pem")
+    config = RefServerConfig(users={gateway.user: gateway.password}, cert_der=own,
+                             expected_cert_der=seen if believed == "balancer" else own,
+                             server_ip="198.19.6.1", client_ip="198.19.6.10", dns="198.19.6.53")
+
+    def listener(address: str):
+        def bind():
+            sock = socketlib.socket()
+            sock.setsockopt(socketlib.SOL_SOCKET, socketlib.SO_REUSEADDR, 1)
+            sock.bind((address, port))
+            sock.listen(4)
+            return sock
+        return bind
+
+    with contextlib.ExitStack() as stack:
+        servers = {b.name: stack.enter_context(ReferenceServerThread(
+            run_in_netns(lab.gateway_netns[b.name], listener(b.address)), str(own_dir / f"{identity}.cert.pem"),
+            str(own_dir / f"{identity}.key.pem"), config)) for b in lab.config.backends}
+        crowd_netns = lab.inventory.lab.namespace(lab.config.crowd.host if lab.config.crowd else "probe")
+        result = probe_sstp(lab.config.vip, port, user=gateway.user, password=gateway.password,
+                            ca_file=str(offload_dir / "ca.pem"), sni=identity, timeout=8.0, netns=crowd_netns)
+    logs = {name: s.logs[-1] for name, s in servers.items() if s.logs}
+    observed = "connected" if result.connected else result.cause
+    verdicts = {name: ("verified" if log.binding_ok else "rejected") if log.binding_ok is not None
+                else "no CALL_CONNECTED" for name, log in logs.items()}
+    evidence = {"client saw": f"the balancer's certificate ({offload_dir.name} profile) on {lab.config.vip}:{port}",
+                "server configured with the hash of": "the balancer's certificate" if believed == "balancer"
+                else "its own certificate", "server (reference SSTP server, the lab's stand-in for RRAS's check)":
+                verdicts, "client": observed, "client detail": result.to_json().get("detail") or "-"}
+    server_says = next((log.binding_ok for log in logs.values() if log.binding_ok is not None), None)
+    exp = _expect(SSTP, expected_outcome,
+                  "behind a TLS-offloading balancer the client's crypto binding covers the balancer's certificate: "
+                  + ("a server told that hash verifies it" if believed == "balancer"
+                     else "a server left with its own certificate's hash refuses it (CALL_ABORT), as RRAS does"),
+                  "set SstpSvc\\Parameters SHA256CertificateHash on every server to the hash of the balancer's "
+                  "certificate (and UseHttps=0 when the balancer sends plain HTTP)")
+    if server_says is None or (observed == "connected") != server_says:
+        return Verdict.inconclusive(exp, observed, f"the client observed {observed}, the servers said {verdicts}",
+                                    evidence)
+    return Verdict.compare(exp, observed, evidence)
