@@ -13,7 +13,6 @@ gateways' DoS protection (half-open limits) rather than the balancer.
 """
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ from ..ike.eap import split_pem
 from ..ike.session import ViciSession, _decode
 from ..inventory import Inventory
 from .config import BalancerConfig
+from .config import Crowd as CrowdSpec
 
 CHILD = "corp"
 
@@ -128,7 +128,6 @@ class Crowd:
         client_addresses(self.netns, self.interface, self.addresses, op)
 
     def identity(self, index: int) -> str:
-        from .config import Crowd as CrowdSpec
         return CrowdSpec.identity(index)
 
     def name(self, address: str) -> str:
@@ -252,10 +251,3 @@ def _interface(inv: Inventory, host: str) -> str:
                 return end.interface
     raise InventoryError(f"{inv.path}: the crowd host '{host}' has no data-plane link",
                          hint="put load_balancer.clients.host on a host behind the edge (probe)")
-
-
-def in_range(address: str | None, network: ipaddress.IPv4Network) -> bool:
-    try:
-        return address is not None and ipaddress.ip_address(address) in network
-    except ValueError:
-        return False

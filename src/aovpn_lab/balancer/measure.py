@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ PROFILE = paths.ROOT / "profiles" / "load-balancing.yml"
 IKE_BPF = "udp port 500 or udp port 4500"
 
 
+@lru_cache(maxsize=1)
 def settings() -> dict[str, Any]:
+    """profiles/load-balancing.yml, read once (the verdicts consult it several times a cell)."""
     return yaml.safe_load(PROFILE.read_text())
 
 

@@ -5,7 +5,6 @@ balancer. Each returns the cell's verdict with the measured figures as evidence.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -26,11 +25,16 @@ REKEY = "AOVPN-LB-REKEY-001"
 VICTIM = "gw2"  # the gateway these cells fail: gw1 also serves the rest of the matrix
 
 
+def monitor_settings(lab: LabBalancer) -> dict[str, Any]:
+    """load_balancer.health_monitor with the monitor's own defaults filled in."""
+    return {"interval": 1.0, "timeout": 0.5, "fall": 2, "rise": 2, **lab.config.health_monitor}
+
+
 @contextlib.contextmanager
 def monitor_running(lab: LabBalancer, check: str) -> Iterator[Daemon]:
     """The lab balancer's health monitor (profiles/daemons.yml, lbmonitor) with `check`,
     in the balancer's namespace, for the duration of the block."""
-    hm = {"interval": 1.0, "timeout": 0.5, "fall": 2, "rise": 2, **lab.config.health_monitor}
+    hm = monitor_settings(lab)
     d = Daemon("lbmonitor", lab.state / "monitor", lab.netns,
                values={"python": sys.executable, "check": check, "interval": hm["interval"],
                        "timeout": hm["timeout"], "fall": hm["fall"], "rise": hm["rise"], "balancer": str(lab.state)})
@@ -49,7 +53,7 @@ def live(lab: LabBalancer) -> list[str]:
 def detection_budget(lab: LabBalancer) -> float:
     """How long the monitor may take to notice a change: fall (or rise) checks, each up to
     its interval plus its timeout, and one interval of slack."""
-    hm = {"interval": 1.0, "timeout": 0.5, "fall": 2, "rise": 2, **lab.config.health_monitor}
+    hm = monitor_settings(lab)
     return (max(hm["fall"], hm["rise"]) + 1) * (hm["interval"] + hm["timeout"]) + 1.0
 
 
@@ -216,10 +220,6 @@ def rekey_cell(lab: LabBalancer, mode: str, clients: int = 20, ike_rekey: int = 
                   f"keeps on its gateway; measured: {figures}",
                   "make the balancer's UDP idle and persistence timeouts longer than the rekey and DPD intervals")
     return Verdict.compare(exp, observed, evidence)
-
-
-def as_json(v: Verdict) -> str:
-    return json.dumps(v.to_json(), default=str)
 
 
 # -- SSTP through HAProxy -----------------------------------------------------------------
