@@ -2,6 +2,10 @@
 
     aovpn-lab lab up | down | status [--json]
     aovpn-lab run [--inventory PATH] [--vault-password-file FILE | --ask-vault-pass] [-k EXPR]
+                  [--history DIR] [--rerun-failures N]
+    aovpn-lab report rebuild DIR
+    aovpn-lab compare BASELINE CANDIDATE
+    aovpn-lab certify --inventory PATH | --verify DIR
     aovpn-lab probe ikev2 --gateway ADDR --remote-id ID --ca CA.pem --cert C.pem --key K.pem
     aovpn-lab certs inspect FILE...
     aovpn-lab diagnose --client CLIENT.pcap --server SERVER.pcap
@@ -74,7 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"aovpn-lab: provisioning gateway variant {args.variant}", file=sys.stderr)
             lifecycle.up(inv, quiet=True, variant=args.variant)
     return report_run.run_suite(inventory=args.inventory, prefix=args.prefix, select=args.k,
-                                reports_dir=Path(args.reports), extra=args.pytest_args, vault=_vault(args))
+                                reports_dir=Path(args.reports), extra=args.pytest_args, vault=_vault(args),
+                                reruns=args.rerun_failures)
 
 
 def cmd_probe_ikev2(args: argparse.Namespace) -> int:
@@ -126,7 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-k", help="only cells whose test id matches this pytest -k expression")
     run.add_argument("--variant", help="embedded lab only: provision this gateway variant first "
                                        "(profiles/variants.yml), to see what a broken deployment's report looks like")
-    run.add_argument("--reports", default=str(paths.REPORTS), help="reports folder (default: %(default)s)")
+    run.add_argument("--reports", "--history", dest="reports", metavar="DIR", default=str(paths.REPORTS),
+                     help="folder of runs: the run goes to DIR/<run-id>/ and the report shows what changed since "
+                          "the earlier runs there (DIR/history.html is their index) (default: %(default)s)")
+    run.add_argument("--rerun-failures", type=int, default=0, metavar="N",
+                     help="run a failing cell up to N more times (pytest-rerunfailures); a cell that fails and "
+                          "then passes is reported as flaky, never as a plain pass (default: 0)")
     run.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
     run.set_defaults(func=cmd_run)
 
@@ -168,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan_command.register(sub)
     from .balancer.vendors import command as lb_command
     lb_command.register(sub)
+    from .report import command as report_command
+    report_command.register(sub)
     return p
 
 

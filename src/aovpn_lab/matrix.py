@@ -43,7 +43,6 @@ class FallbackMatrix:
     strategy: VpnStrategy
     cells: tuple[tuple[str, str], ...]         # (condition, fallback rule)
     clients: dict[str, tuple[str, str]]        # fallback rule -> (name in the id, description)
-    outcomes: dict[str, str]                   # predicted outcome -> how the id says it
 
 
 @dataclass(frozen=True)
@@ -133,8 +132,7 @@ def _fallback(r: _Reader, body: Any) -> FallbackMatrix:
         condition = r.conditions([cell.get("condition")], f"fallback.cells[{i}].condition")[0]
         mode = r.choice(cell.get("fallback_on"), f"fallback.cells[{i}].fallback_on", tuple(clients))
         cells.append((condition, mode))
-    outcomes = {str(k): str(v) for k, v in r.mapping(body.get("outcomes"), "fallback.outcomes").items()}
-    return FallbackMatrix(strategy, tuple(cells), clients, outcomes)
+    return FallbackMatrix(strategy, tuple(cells), clients)
 
 
 def load(path: Path = MATRIX_FILE) -> Matrix:

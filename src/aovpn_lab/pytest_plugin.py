@@ -6,16 +6,19 @@ Options: --inventory PATH (the target, default the embedded lab), --lab-prefix N
 
 Fixtures: `target` (gateways and client from the inventory), `edge` (an open session
 to the device that applies network conditions), `cell` (where a test puts its
-verdict). Each cell's verdict becomes three report columns (expected, observed,
-reason) plus an evidence block in pytest-html, a property in junit.xml, and an entry
-in results.json, which is rewritten after every cell so an interrupted run still
-leaves readable results.
+verdict and its place in the matrix). Each cell's verdict becomes report columns
+(expected, observed, reason) plus an evidence block in pytest-html, a property in
+junit.xml, and a record in results.json (report/runfile.py), which is rewritten as each
+cell ends so an interrupted run still leaves readable results. SIGTERM (what a CI time-out
+sends) ends the run the way Ctrl-C does: the session finishes and every page is written.
+
+Under pytest-rerunfailures (`aovpn-lab run --rerun-failures N`), a cell whose earlier
+attempts failed and whose last attempt passed is recorded as flaky with those attempts:
+never silently green.
 """
 from __future__ import annotations
 
-import html
-import json
-import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from typing import Any
 import pytest
 
 from . import paths
+from .report import runfile
 from .verdict import FAIL, INCONCLUSIVE, NOT_APPLICABLE, PASS, STATES, Verdict
 
 ERROR = "error"  # a cell that ended without a verdict (an exception): the run's fault, not the target's
@@ -41,17 +45,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_vault_options(g.addoption)
 
 
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lab: needs the embedded lab (root, network namespaces)")
     config.addinivalue_line("markers", "requirement(id): the requirement a test checks")
     _CONFIG["config"] = config
     run_dir = config.getoption("--run-dir")
     config.stash[RESULTS] = {
-        "path": Path(run_dir) / "results.json" if run_dir else None,
-        "data": {"run_id": Path(run_dir).name if run_dir else None, "inventory": config.getoption("--inventory"),
-                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "finished": None,
-                 "summary": {}, "cells": []},
+        "path": Path(run_dir) / runfile.RESULTS_NAME if run_dir else None,
+        "pending": {},  # nodeid -> earlier (rerun) attempts of the cell
+        "data": {"tool": runfile.TOOL, "schema": runfile.SCHEMA,
+                 "run_id": Path(run_dir).name if run_dir else None, "inventory": config.getoption("--inventory"),
+                 "selection": config.getoption("keyword") or None,
+                 "reruns": int(getattr(config.option, "reruns", 0) or 0),
+                 "started": _now(), "finished": None, "interrupted": None, "exit_status": None,
+                 "environment": {}, "matrix": {"planned": [], "digest": None},
+                 "summary": {}, "verdicts": {}, "cells": []},
     }
+    if run_dir:
+        _catch_sigterm(config)
     _write_results(config)
     try:  # the Environment table of the HTML report
         from pytest_metadata.plugin import metadata_key
@@ -67,6 +82,34 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def store_run_id(config: pytest.Config) -> str | None:
     return config.stash[RESULTS]["data"]["run_id"]
+
+
+def _catch_sigterm(config: pytest.Config) -> None:
+    """SIGTERM ends the run as Ctrl-C does (pytest finishes the session: results and pages
+    are written); the signal's name is kept in results.json."""
+    def stop(signum: int, frame: Any) -> None:
+        config.stash[RESULTS]["data"]["interrupted"] = signal.Signals(signum).name
+        signal.signal(signum, signal.SIG_DFL)  # a second SIGTERM is not caught again
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (pytest run inside another program's thread)
+        pass
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The planned matrix (every collected cell) and the environment, before the first cell."""
+    store = session.config.stash.get(RESULTS, None)
+    if store is None:
+        return
+    planned = [item.nodeid for item in session.items]
+    store["data"]["matrix"] = {"planned": planned, "digest": runfile.matrix_digest(planned)}
+    from .report.environment import collect
+    variant = None
+    if TARGET in session.config.stash:
+        variant = getattr(session.config.stash[TARGET], "variant", None)
+    store["data"]["environment"] = collect(session.config.getoption("--inventory"), variant)
+    _write_results(session.config)
 
 
 # -- fixtures ---------------------------------------------------------------------
@@ -158,12 +201,19 @@ def half_open_ledger():
 
 
 class Cell:
-    """Where a conformance test leaves its verdict for the report, and files it keeps
-    (captures) under the run folder."""
+    """Where a conformance test leaves its verdict for the report, its place in the matrix
+    summary, and files it keeps (captures) under the run folder."""
 
     def __init__(self, artifacts: Path) -> None:
         self.verdict: Verdict | None = None
         self.artifacts = artifacts  # created only when something is kept
+        self.placement: dict[str, str] | None = None
+
+    def place(self, *, protocol: str, profile: str, condition: str = "-", gateway: str = "-") -> None:
+        """Where the cell sits in report.html's matrix: row `condition` ('-' for checks that
+        set no network condition), column profile x protocol x gateway."""
+        self.placement = {"protocol": protocol, "profile": profile, "condition": str(condition),
+                          "gateway": gateway}
 
     def record(self, verdict: Verdict) -> Verdict:
         self.verdict = verdict
@@ -183,7 +233,7 @@ class Cell:
 @pytest.fixture
 def cell(request: pytest.FixtureRequest, tmp_path: Path) -> Cell:
     run_dir = request.config.getoption("--run-dir")
-    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in request.node.name)
+    name = _artifact_name(request.node.name)
     return Cell(Path(run_dir) / "captures" / name if run_dir else tmp_path / "captures")
 
 
@@ -194,7 +244,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report = outcome.get_result()
     c = item.funcargs.get("cell") if hasattr(item, "funcargs") else None
-    if report.when != "call" or not isinstance(c, Cell) or c.verdict is None:
+    if report.when != "call" or not isinstance(c, Cell):
+        return
+    if c.placement:
+        report.aovpn_place = c.placement
+    if c.verdict is None:
         return
     v = c.verdict
     report.aovpn_verdict = v.to_json()
@@ -207,35 +261,90 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         from pytest_html import extras
     except ImportError:
         return
-    report.extras = getattr(report, "extras", []) + [extras.html(_evidence_html(v))]
+    from .report.html import evidence
+    report.extras = getattr(report, "extras", []) + [extras.html(evidence(v.to_json()))]
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    # Record every finished cell (call phase, or a setup that failed/skipped) as it happens.
+    # Record every finished cell (call phase, or a setup that failed/skipped) as it happens;
+    # its teardown then adds the timings and the capture files, and the record is written again.
     config = _CONFIG.get("config")
     if config is None:
         return
+    store = config.stash[RESULTS]
+    v = getattr(report, "aovpn_verdict", None)
+    if report.outcome == "rerun":  # pytest-rerunfailures: this attempt failed, another follows
+        store["pending"].setdefault(report.nodeid, []).append(
+            {"state": cell_state("failed", v), "reason": (v or {}).get("reason") or _short(report.longreprtext, 300),
+             "when": report.when, "duration_s": round(report.duration, 3)})
+        return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        store = config.stash[RESULTS]
-        v = getattr(report, "aovpn_verdict", None)
+        attempts = store["pending"].pop(report.nodeid, [])
+        state = cell_state(report.outcome, v)
+        place = getattr(report, "aovpn_place", None) or default_place(report.nodeid)
+        started = time.time() - report.duration
         store["data"]["cells"].append({
-            "id": report.nodeid.split("::")[-1], "nodeid": report.nodeid, "outcome": report.outcome,
-            "state": cell_state(report.outcome, v), "duration_s": round(report.duration, 3),
+            "id": report.nodeid.split("::")[-1], "nodeid": report.nodeid,
+            "test": report.nodeid.split("::")[-1].split("[")[0], "place": place,
+            "requirements": [v["requirement"]] if v and v.get("requirement") else [],
+            "outcome": report.outcome, "state": state,
+            "flaky": bool(attempts) and state == PASS, "attempts": attempts,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "timings": {report.when: round(report.duration, 3)}, "duration_s": round(report.duration, 3),
+            "captures": [],
             **({"verdict": v} if v else {}),
             **({"message": _short(report.longreprtext)} if report.outcome != "passed" else {}),
         })
         _write_results(config)
+    elif report.when == "teardown":
+        cells = store["data"]["cells"]
+        if cells and cells[-1]["nodeid"] == report.nodeid and "teardown" not in cells[-1]["timings"]:
+            rec = cells[-1]
+            rec["timings"]["teardown"] = round(report.duration, 3)
+            rec["captures"] = _captures(store["path"], rec["id"])
+            _write_results(config)
+
+
+def default_place(nodeid: str) -> dict[str, str]:
+    """A cell that did not place itself (e.g. skipped in setup): the checks grid, by test.
+
+    >>> default_place("tests/conformance/test_tls.py::test_tls_posture[of-sstp-on-gw1]")
+    {'protocol': 'tls', 'profile': 'tls_posture', 'condition': '-', 'gateway': 'of-sstp-on-gw1'}
+    """
+    module, _, name = nodeid.rpartition("::")
+    test, _, param = name.partition("[")
+    protocol = Path(module).stem.removeprefix("test_")
+    return {"protocol": protocol, "profile": test.removeprefix("test_"), "condition": "-",
+            "gateway": param.rstrip("]") or "-"}
+
+
+def _captures(results_path: Path | None, cell_id: str) -> list[str]:
+    """The cell's kept files, relative to the run folder (the Cell fixture's artifacts folder)."""
+    if results_path is None:
+        return []
+    run_dir = results_path.parent
+    folder = run_dir / "captures" / _artifact_name(cell_id)
+    if not folder.is_dir():
+        return []
+    return sorted(p.relative_to(run_dir).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def _artifact_name(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     store = session.config.stash.get(RESULTS, None)
     if store is None:
         return
-    cells = store["data"]["cells"]
-    store["data"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    store["data"]["exit_status"] = int(exitstatus)
-    store["data"]["summary"] = {k: sum(1 for c in cells if c["outcome"] == k) for k in ("passed", "failed", "skipped")}
-    store["data"]["verdicts"] = verdict_counts(cells)
+    data = store["data"]
+    cells = data["cells"]
+    data["finished"] = _now()
+    data["exit_status"] = int(exitstatus)
+    if int(exitstatus) == int(pytest.ExitCode.INTERRUPTED) and not data["interrupted"]:
+        data["interrupted"] = "SIGINT"
+    data["summary"] = {k: sum(1 for c in cells if c["outcome"] == k) for k in ("passed", "failed", "skipped")}
+    data["verdicts"] = verdict_counts(cells)
     _write_results(session.config)
 
 
@@ -277,42 +386,8 @@ def _short(text: str, limit: int = 2000) -> str:
 
 def _write_results(config: pytest.Config) -> None:
     store = config.stash[RESULTS]
-    path: Path | None = store["path"]
-    if path is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(store["data"], indent=1, default=str))
-    os.replace(tmp, path)  # readers never see a half-written file
-
-
-def _evidence_html(v: Verdict) -> str:
-    rows = []
-    for key, value in v.evidence.items():
-        if isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
-            cell = _table_html(value)
-        elif isinstance(value, (dict, list)):
-            cell = f"<pre style='margin:0'>{html.escape(json.dumps(value, indent=1, default=str))}</pre>"
-        elif isinstance(value, str) and "\n" in value:
-            cell = f"<pre style='margin:0'>{html.escape(value)}</pre>"
-        else:
-            cell = html.escape("-" if value is None else str(value))
-        rows.append(f"<tr><th style='text-align:left;padding-right:1em;vertical-align:top'>{html.escape(key)}</th>"
-                    f"<td>{cell}</td></tr>")
-    head = (f"<p><b>{html.escape(v.state)}</b> &middot; <b>{html.escape(v.requirement)}</b>: expected <b>{html.escape(v.expected)}</b>, observed "
-            f"<b>{html.escape(v.observed)}</b> &mdash; {html.escape(v.reason)}</p>")
-    fix = f"<p><b>Fix:</b> {html.escape(v.fix)}</p>" if v.fix and (not v.holds or v.expected != "connected") else ""
-    return f"<div class='aovpn-evidence'>{head}{fix}<table>{''.join(rows)}</table></div>"
-
-
-def _table_html(items: list[dict]) -> str:
-    """A list of records (e.g. IKE messages) as a compact table rather than a JSON dump."""
-    cols = [k for k in items[0] if k not in ("src", "dst", "wire_bytes")]
-    head = "".join(f"<th style='padding:0 .5em'>{html.escape(c)}</th>" for c in cols)
-    body = "".join(
-        "<tr>" + "".join(f"<td style='padding:0 .5em'>{html.escape(' '.join(map(str, it.get(c))) if isinstance(it.get(c), list) else str(it.get(c, '')))}</td>"
-                         for c in cols) + "</tr>" for it in items)
-    return f"<table style='font-size:90%'><tr>{head}</tr>{body}</table>"
+    if store["path"] is not None:
+        runfile.write(store["path"], store["data"])
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -333,8 +408,9 @@ def pytest_html_results_table_header(cells: list[str]) -> None:
 def pytest_html_results_table_row(report: Any, cells: list[str]) -> None:
     v = getattr(report, "aovpn_verdict", None) or {}
     state = v.get("state") or cell_state(getattr(report, "outcome", ""), None)
-    cells.insert(2, f"<td>{html.escape(state)}</td>")
-    cells.insert(3, f"<td>{html.escape(v.get('requirement', ''))}</td>")
-    cells.insert(4, f"<td>{html.escape(v.get('expected', ''))}</td>")
-    cells.insert(5, f"<td>{html.escape(v.get('observed', ''))}</td>")
-    cells.insert(6, f"<td>{html.escape(v.get('reason', ''))}</td>")
+    from .report.html import esc
+    cells.insert(2, f"<td>{esc(state)}</td>")
+    cells.insert(3, f"<td>{esc(v.get('requirement', ''))}</td>")
+    cells.insert(4, f"<td>{esc(v.get('expected', ''))}</td>")
+    cells.insert(5, f"<td>{esc(v.get('observed', ''))}</td>")
+    cells.insert(6, f"<td>{esc(v.get('reason', ''))}</td>")

@@ -36,6 +36,7 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici
     auth, profile, condition_text, gateway_name = ikev2_cell
     gateway = next(g for g in target.gateways if g.name == gateway_name)
     condition = Condition.parse(condition_text)
+    cell.place(protocol="ikev2", profile=f"{profile.name}{AUTH_LABEL[auth]}", condition=condition_text, gateway=gateway_name)
     facts = gateway.facts(auth)
     expected = require_ikev2(profile, condition, facts)
     predicted = predict_ikev2(profile, condition, facts)

@@ -68,6 +68,7 @@ def _run(lab, mode, runs, cell):
 def test_ikev2_through_the_balancer_keeps_each_clients_udp_500_and_4500_on_one_gateway(
         lb_mode, lab_balancer, crowd_runs, edge, cell):
     from aovpn_lab.balancer.judge import judge_affinity
+    cell.place(protocol="load balancer", profile="UDP 500/4500 affinity", gateway=lb_mode)
     from aovpn_lab.balancer.paths import split_clients
     from aovpn_lab.conditions.model import OPEN
     edge.apply(OPEN)
@@ -77,6 +78,7 @@ def test_ikev2_through_the_balancer_keeps_each_clients_udp_500_and_4500_on_one_g
 
 
 def test_gateways_see_each_clients_own_address(lb_mode, lab_balancer, crowd_runs, edge, cell):
+    cell.place(protocol="load balancer", profile="client address kept", gateway=lb_mode)
     from aovpn_lab.balancer.judge import judge_source_addresses
     from aovpn_lab.conditions.model import OPEN
     edge.apply(OPEN)
@@ -85,6 +87,7 @@ def test_gateways_see_each_clients_own_address(lb_mode, lab_balancer, crowd_runs
 
 
 def test_health_monitor_takes_a_dead_gateway_out(health_case, lab_balancer, edge, cell):
+    cell.place(protocol="load balancer", profile="health monitor", gateway="-".join(health_case))
     from aovpn_lab.balancer.scenarios import health_monitor_cell
     from aovpn_lab.conditions.model import OPEN
     edge.apply(OPEN)
@@ -93,6 +96,7 @@ def test_health_monitor_takes_a_dead_gateway_out(health_case, lab_balancer, edge
 
 
 def test_failover_moves_clients_to_the_remaining_gateway_and_spreads_again(lab_balancer, edge, cell):
+    cell.place(protocol="load balancer", profile="failover", gateway="gw1 stopped")
     from aovpn_lab.balancer.scenarios import failover_cell
     from aovpn_lab.conditions.model import OPEN
     edge.apply(OPEN)
@@ -101,6 +105,7 @@ def test_failover_moves_clients_to_the_remaining_gateway_and_spreads_again(lab_b
 
 @pytest.mark.parametrize("mode", ["affinity", "snat-proxy"])
 def test_rekey_and_dpd_through_the_balancer_keep_the_sas(mode, lab_balancer, edge, cell):
+    cell.place(protocol="load balancer", profile="rekey and DPD", gateway=mode)
     from aovpn_lab.balancer.scenarios import rekey_cell
     from aovpn_lab.conditions.model import OPEN
     if mode not in lab_balancer.config.modes:
@@ -112,6 +117,7 @@ def test_rekey_and_dpd_through_the_balancer_keep_the_sas(mode, lab_balancer, edg
 def test_sstp_through_the_balancer_stays_on_one_server_and_a_hung_server_is_taken_out(
         lab_balancer, target, edge, cell):
     from aovpn_lab.balancer.scenarios import sstp_cell
+    cell.place(protocol="load balancer", profile="SSTP persistence", gateway="hung server")
     from aovpn_lab.conditions.model import OPEN
     if not target.sstp_gateways:
         pytest.skip("not-applicable: the inventory names no SSTP gateway (group sstp_gateways) for the credentials")
@@ -123,6 +129,7 @@ def test_sstp_through_the_balancer_stays_on_one_server_and_a_hung_server_is_take
                                           "server-left-with-its-own-certificate-hash"])
 def test_sstp_behind_a_tls_offloading_balancer_needs_the_balancers_certificate_hash(
         offload_case, lab_balancer, target, edge, cell):
+    cell.place(protocol="load balancer", profile="SSTP TLS offload", gateway="balancer's hash" if "balancers" in offload_case else "own hash")
     from aovpn_lab.balancer.scenarios import tls_offload_cell
     from aovpn_lab.conditions.model import OPEN
     if not target.sstp_gateways:

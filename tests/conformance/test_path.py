@@ -26,6 +26,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def test_path_scan_names_the_rules_the_network_enforces(path_cell, target, edge, cell):
     from aovpn_lab.pathscan.scan import scan_path
     condition_text, gateway_name = path_cell
+    cell.place(protocol="path", profile="port and fragment scan", condition=condition_text, gateway=gateway_name)
     gateway = next(g for g in target.gateways if g.name == gateway_name)
     if gateway.outside_interface is None:
         pytest.skip(f"{gateway.name}: no capture point on the gateway side (external target): only answers "

@@ -23,6 +23,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def test_gateway_refuses_weak_ike_proposals(gateway_name, target, edge, cell):
+    cell.place(protocol="ikev2", profile="weak IKE proposals refused", gateway=gateway_name)
     from aovpn_lab.conditions.model import OPEN
     from aovpn_lab.ike import craft
     from aovpn_lab.ike.craft_netns import run_in_netns
@@ -58,6 +59,7 @@ def test_gateway_refuses_weak_ike_proposals(gateway_name, target, edge, cell):
 
 
 def test_gateway_refuses_weak_esp_proposals(gateway_name, target, edge, ike_vici, half_open_ledger, cell):
+    cell.place(protocol="ikev2", profile="weak ESP proposals refused", gateway=gateway_name)
     from aovpn_lab.conditions.model import OPEN
     from aovpn_lab.ike import probe, profiles
     from aovpn_lab.ike.profiles import ClientProfile
@@ -91,6 +93,7 @@ def test_gateway_refuses_weak_esp_proposals(gateway_name, target, edge, ike_vici
 
 
 def test_gateway_certificate_meets_the_requirements(gateway_name, target, cell):
+    cell.place(protocol="ikev2", profile="gateway certificate", gateway=gateway_name)
     from aovpn_lab.certs.inspect import inspect_chain, load_files, to_json
     gw = next(g for g in target.gateways if g.name == gateway_name)
     if gw.gateway_cert_file is None:

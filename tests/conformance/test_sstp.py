@@ -26,6 +26,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def test_sstp_connection_matches_expectation(sstp_cell, target, edge, cell):
     from aovpn_lab.sstp.probe import probe_sstp
     condition, gateway_name = sstp_cell
+    cell.place(protocol="sstp", profile="mschapv2", condition=condition, gateway=gateway_name)
     gw = next(g for g in target.sstp_gateways if g.name == gateway_name)
     expected = expect("sstp", condition, condition=condition)
     if expected.outcome == "tcp-443-blocked":
@@ -78,11 +79,12 @@ BINDING_CASES = matrix.get().sstp_binding
 
 
 @pytest.mark.parametrize("case", list(BINDING_CASES))
-def test_sstp_crypto_binding_is_verified_by_a_server_that_checks_it(case, target, edge, cell):
+def test_sstp_crypto_binding_is_verified_by_a_server_that_checks_it(case, target, edge, cell, tmp_path):
     from aovpn_lab.ike.craft_netns import run_in_netns
     from aovpn_lab.sstp.probe import probe_sstp
     from aovpn_lab.sstp.refserver import ReferenceServerThread, RefServerConfig
     believed = BINDING_CASES[case]
+    cell.place(protocol="sstp", profile="crypto binding", gateway=case)
     expected = expect("sstp_binding", None, () if believed == "gateway" else ("server-expects-another-certificate",))
     outcome = expected.outcome
     ike = target.gateways[0] if target.gateways else None
@@ -110,10 +112,18 @@ def test_sstp_crypto_binding_is_verified_by_a_server_that_checks_it(case, target
 
     from aovpn_lab.conditions.model import OPEN
     edge.apply(OPEN)
-    with ReferenceServerThread(run_in_netns(ike.netns, listen), str(ike.gateway_cert_file), str(key),
+    # The server sends the gateway's whole chain, as RRAS does: with a chain of intermediates
+    # (the large certificate profile) the leaf alone would not verify at the client.
+    served = ike.gateway_cert_file
+    if ike.chain_file:
+        served = tmp_path / "served-chain.pem"
+        served.write_bytes(ike.gateway_cert_file.read_bytes() + ike.chain_file.read_bytes())
+    with ReferenceServerThread(run_in_netns(ike.netns, listen), str(served), str(key),
                                config) as server:
+        # The reference server presents the IKEv2 gateway's certificate, so the client trusts that
+        # gateway's CA (a variant can give the IKEv2 gateway another PKI than the SSTP service's).
         result = probe_sstp(ike.address, VERIFIER_PORT, user=sgw.user, password=sgw.password,
-                            ca_file=str(sgw.ca_file) if sgw.ca_file else None, sni=sgw.identity,
+                            ca_file=str(ike.ca_file), sni=ike.identity,
                             ping=VERIFIER_ADDRESS if outcome == "connected" else None, timeout=8.0,
                             netns=target.client.netns)
     log = server.logs[-1] if server.logs else None

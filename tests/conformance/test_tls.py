@@ -30,6 +30,7 @@ def test_tls_posture(sstp_endpoint, target, edge, cell):
     from aovpn_lab.conditions.model import OPEN
     from aovpn_lab.tls.posture import UNOBSERVED, scan_tls
     gw = next(g for g in target.sstp_gateways if g.name == sstp_endpoint)
+    cell.place(protocol="sstp", profile="TLS posture", gateway=sstp_endpoint)
     edge.apply(OPEN)
     posture = scan_tls(gw.address, gw.port, server_name=gw.identity, ca_file=str(gw.ca_file) if gw.ca_file else None,
                        netns=target.client.netns, health=True)
@@ -49,6 +50,7 @@ def test_tls_posture(sstp_endpoint, target, edge, cell):
 def test_tlsvpn_connection_matches_expectation(tlsvpn_cell, target, edge, cell):
     from aovpn_lab.tlsvpn.probe import probe_openconnect
     condition, gateway_name = tlsvpn_cell
+    cell.place(protocol="tls-vpn", profile="openconnect", condition=condition, gateway=gateway_name)
     gw = next(g for g in target.tlsvpn_gateways if g.name == gateway_name)
     edge.apply(Condition.parse(condition))
     result = probe_openconnect(gw.address, gw.port, user=gw.user, password=gw.password,

@@ -20,7 +20,6 @@ def test_every_protocol_has_its_cells_in_the_order_the_report_shows():
     assert {c.auth for c in m.ikev2} == {"pubkey", "eap-tls"}
     assert "block-tcp-443" in m.sstp and m.tlsvpn and m.path[0] == "open"
     assert set(m.sstp_binding.values()) == {"gateway", "ca"}
-    assert set(m.fallback.outcomes) >= {"connected-over-sstp", "ikev2-failed-no-fallback"}
     assert {mode for _, mode in m.fallback.cells} == set(m.fallback.clients)
 
 

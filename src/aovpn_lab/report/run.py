@@ -1,9 +1,16 @@
 """`aovpn-lab run`: the conformance suite into reports/<run-id>/.
 
-    reports/<run-id>/report.html   self-contained pytest-html, one row per matrix cell
-    reports/<run-id>/junit.xml     for CI systems (verdicts as test properties)
-    reports/<run-id>/results.json  machine-readable, rewritten after every cell
+    reports/<run-id>/results.json       the record of the run, written as each cell ends (report/runfile.py)
+    reports/<run-id>/report.html        matrix summary, requirements, what changed since earlier runs, detail
+    reports/<run-id>/summary.png        a screenshot of the matrix summary (headless Chromium)
+    reports/<run-id>/pytest-html.html   pytest-html's own page (pytest's logs per cell)
+    reports/<run-id>/junit.xml          for CI systems (verdicts as test properties)
+    reports/<run-id>/captures/          per-cell evidence files (pcaps, logs)
+    reports/history.html, history.json  the index of every run in the folder (report/history.py)
     reports/latest -> <run-id>
+
+The pages are built from results.json alone, after pytest ends, also when it ended by
+Ctrl-C or SIGTERM; `aovpn-lab report rebuild DIR` builds them again (after a crash).
 
 Exit status: 0 when every applicable cell passed and none is inconclusive (and at least
 one applicable cell ran); 1 on any failed or inconclusive cell, or when nothing applicable
@@ -12,7 +19,6 @@ pytest run, no cell selected).
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -49,7 +55,7 @@ def check_target(inventory: str, prefix: str | None, vault=None) -> None:
 
 
 def run_suite(*, inventory: str, prefix: str | None, select: str | None, reports_dir: Path,
-              extra: list[str] | None = None, vault=None) -> int:
+              extra: list[str] | None = None, vault=None, reruns: int = 0) -> int:
     check_target(inventory, prefix, vault)
     run_id = new_run_id()
     run_dir = reports_dir / run_id
@@ -60,7 +66,7 @@ def run_suite(*, inventory: str, prefix: str | None, select: str | None, reports
         "-p", "aovpn_lab.pytest_plugin",
         "--rootdir", str(paths.ROOT), "-c", str(paths.ROOT / "pyproject.toml"),
         "--inventory", str(inventory), "--run-dir", str(run_dir),
-        f"--html={run_dir / 'report.html'}", "--self-contained-html",
+        f"--html={run_dir / 'pytest-html.html'}", "--self-contained-html",
         # xunit1: the family whose testcases may carry properties (the verdicts).
         f"--junitxml={run_dir / 'junit.xml'}", "-o", "junit_family=xunit1",
         "-o", "testpaths=tests/conformance", "-p", "no:cacheprovider", "-rfE", "-q",
@@ -71,9 +77,15 @@ def run_suite(*, inventory: str, prefix: str | None, select: str | None, reports
         args += vault.args()  # the same secrets: a prompt is not asked again in this process
     if select:
         args += ["-k", select]
+    if reruns:
+        args += ["--reruns", str(reruns)]  # pytest-rerunfailures; the plugin marks fail-then-pass cells flaky
     args += list(extra or [])
     print(f"aovpn-lab: run {run_id} -> {run_dir}", file=sys.stderr, flush=True)
-    code = int(pytest.main(args))
+    try:
+        code = int(pytest.main(args))
+    finally:  # whatever ended pytest, the pages of what was done are written
+        from .pages import build_run_pages
+        build_run_pages(run_dir, history_dir=reports_dir)
     print(f"aovpn-lab: report {run_dir / 'report.html'}", file=sys.stderr)
     return exit_status(code, run_dir / "results.json")
 
@@ -82,13 +94,16 @@ def exit_status(pytest_code: int, results: Path) -> int:
     """The run's exit status from its cells' verdicts; prints the four counts."""
     from ..pytest_plugin import run_status, verdict_counts
     if pytest_code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-        why = {pytest.ExitCode.NO_TESTS_COLLECTED: "no cell was selected"}.get(pytest_code, "pytest did not finish")
+        why = {pytest.ExitCode.NO_TESTS_COLLECTED: "no cell was selected",
+               pytest.ExitCode.INTERRUPTED: "the run was interrupted; the report holds the cells done"
+               }.get(pytest_code, "pytest did not finish")
         print(f"aovpn-lab: {why} (pytest exit status {pytest_code})", file=sys.stderr)
         return 2
+    from .runfile import ResultsFormatError, load
     try:
-        cells = json.loads(results.read_text())["cells"]
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"aovpn-lab: cannot read {results}: {exc}", file=sys.stderr)
+        cells = [c.data for c in load(results).cells]
+    except ResultsFormatError as exc:
+        print(f"aovpn-lab: cannot read {exc}", file=sys.stderr)
         return 2
     counts = verdict_counts(cells)
     status, why = run_status(counts)
