@@ -32,10 +32,12 @@ COUNTED = (*STATES, ERROR)         # the states a requirement's cells are counte
 
 BANNER = "background:#fff3cd;border:1px solid #e0b000;padding:.4em .8em;margin:.6em 0"
 
-# Opens the evidence a link points at: a folded <details> would hide what the reader followed.
+# Opens the evidence a link points at (a folded <details> would hide what the reader followed)
+# and shows the cell's row above it.
 OPEN_TARGET = ("<script>(function(){function show(){var id=decodeURIComponent(location.hash.slice(1));"
                "var d=id&&document.getElementById(id);if(d&&d.tagName==='DETAILS'){d.open=true;"
-               "d.scrollIntoView();}}window.addEventListener('hashchange',show);"
+               "var row=d.closest('tr');(row&&row.previousElementSibling||d).scrollIntoView();}}"
+               "window.addEventListener('hashchange',show);"
                "window.addEventListener('load',show);})();</script>")
 
 
@@ -147,6 +149,7 @@ def _requirements(cells: Sequence[CellRecord]) -> str:
         status = requirement_status(c.state for c in mine)
         first = next((c for c in mine if c.state == status), None)
         name = f"<a href='#{first.anchor}'>{esc(rid)}</a>" if first else esc(rid)
+        name = _nowrap(name)
         text = esc(req.text) if req else "<i>not in the requirement catalogue</i>"
         if status == "not-applicable":
             reasons = dict.fromkeys(c.reason for c in mine if c.reason)
@@ -167,13 +170,18 @@ def _detail(cells: list[CellRecord]) -> str:
         v = cell.verdict
         state = badge(cell.state) + (" " + badge("flaky") if cell.flaky else "")
         duration = f"{cell.duration_s:.1f} s" if cell.state != NOT_TESTED else "-"
-        row = [state, f"<code>{esc(cell.id)}</code>", esc(", ".join(cell.requirements) or "-"),
+        row = [state, f"<code>{esc(cell.id)}</code>", "<br>".join(_nowrap(esc(r)) for r in cell.requirements) or "-",
                esc(v.get("expected")), esc(v.get("observed")), esc(cell.reason or "-"), duration]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
                     f"<tr><td colspan='{len(row)}'><details id='{cell.anchor}'><summary class='small muted'>"
                     f"evidence</summary><div class='evidence'>{_evidence(cell)}</div></details></td></tr>")
     return (f"<h2 id='detail'>Detail</h2><table class='grid'><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _nowrap(html: str) -> str:
+    """Requirement ids read as one word: a line break at their hyphens splits them."""
+    return f"<span style='white-space:nowrap'>{html}</span>"
 
 
 def _evidence(cell: CellRecord) -> str:
