@@ -212,6 +212,26 @@ def test_detail_holds_flaky_attempts_captures_and_pytests_message():
     assert "ConnectionError: charon not reachable" in text
 
 
+def test_error_row_gives_the_messages_first_line_and_the_evidence_all_of_it():
+    message = "ConnectionError: charon not reachable\nTraceback line 1\nTraceback line 2"
+    text = page.render(run([cell("test_ikev2_x", "p-via-nat-to-gw1", "error", message=message)]))
+    row, folded = text.split("id='detail'")[1].split("<details", 1)
+    assert "charon not reachable" in row and "Traceback line 2" not in row
+    assert "Traceback line 2" in folded
+
+
+def test_header_flattens_the_environment_packages():
+    text = page.render(full_run())
+    header = text[:text.index("id='summary'")]
+    assert "<th>packages / strongSwan</th><td>5.9.13</td>" in header and "<th>variant</th><td>default</td>" in header
+
+
+def test_header_counts_flaky_and_error_cells_only_when_there_are_some():
+    assert "flaky</span>" not in page.render(run([ike("p", "open", "gw1")])).split("id='summary'")[0]
+    header = page.render(full_run()).split("id='summary'")[0]
+    assert ">1 flaky<" in header and ">1 fail<" in header and " error<" not in header
+
+
 def test_followed_link_opens_its_details():
     text = page.render(full_run())
     assert "hashchange" in text and "d.open=true" in text

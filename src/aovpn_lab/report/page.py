@@ -100,7 +100,7 @@ def _header(results: RunResults) -> str:
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
     env = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in _flat(results.environment))
     return (f"<table class='small'>{rows}</table><p>{' '.join(badges)}</p>{_banner(results)}"
-            + (f"<details><summary>Environment</summary><table class='small'>{env}</table></details>" if env else ""))
+            + (f"<details open><summary>Environment</summary><table class='small'>{env}</table></details>" if env else ""))
 
 
 def _banner(results: RunResults) -> str:
@@ -171,12 +171,18 @@ def _detail(cells: list[CellRecord]) -> str:
         state = badge(cell.state) + (" " + badge("flaky") if cell.flaky else "")
         duration = f"{cell.duration_s:.1f} s" if cell.state != NOT_TESTED else "-"
         row = [state, f"<code>{esc(cell.id)}</code>", "<br>".join(_nowrap(esc(r)) for r in cell.requirements) or "-",
-               esc(v.get("expected")), esc(v.get("observed")), esc(cell.reason or "-"), duration]
+               esc(v.get("expected")), esc(v.get("observed")), esc(_first_line(cell.reason)), duration]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
                     f"<tr><td colspan='{len(row)}'><details id='{cell.anchor}'><summary class='small muted'>"
                     f"evidence</summary><div class='evidence'>{_evidence(cell)}</div></details></td></tr>")
     return (f"<h2 id='detail'>Detail</h2><table class='grid'><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _first_line(text: str) -> str:
+    """The row's reason: a pytest message can be a whole traceback, which the evidence holds."""
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else "-"
 
 
 def _nowrap(html: str) -> str:
