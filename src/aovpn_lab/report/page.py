@@ -126,7 +126,7 @@ def _summary(cells: list[CellRecord]) -> str:
     conn, checks = matrixview.layout(cells)
     parts = [f"<div class='picture'>{matrixview.legend()}</div>"]
     for grid, axes in ((conn, "rows: network conditions; columns: protocol / profile / gateway"),
-                       (checks, "rows: checks (and profile); columns: gateway")):
+                       (checks, "rows: checks (and profile); columns: gateway or case")):
         if len(grid):
             parts.append(f"<h3>{esc(grid.title)} <span class='muted small'>({len(grid)} cells; {esc(axes)})</span>"
                          f"</h3><div class='picture'>{matrixview.draw(grid)}</div>")
