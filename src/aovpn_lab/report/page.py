@@ -30,6 +30,8 @@ PYTEST_HTML = "pytest-html.html"   # pytest-html's own page, with pytest's logs
 ERROR, NOT_TESTED = "error", matrixview.NOT_TESTED
 COUNTED = (*STATES, ERROR)         # the states a requirement's cells are counted in
 
+# Wide evidence (message tables) scrolls inside its row rather than widening the whole detail table.
+WIDE = "overflow-x:auto;max-width:calc(100vw - 5em)"
 BANNER = "background:#fff3cd;border:1px solid #e0b000;padding:.4em .8em;margin:.6em 0"
 
 # Opens the evidence a link points at (a folded <details> would hide what the reader followed)
@@ -174,7 +176,7 @@ def _detail(cells: list[CellRecord]) -> str:
                esc(v.get("expected")), esc(v.get("observed")), esc(_first_line(cell.reason)), duration]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
                     f"<tr><td colspan='{len(row)}'><details id='{cell.anchor}'><summary class='small muted'>"
-                    f"evidence</summary><div class='evidence'>{_evidence(cell)}</div></details></td></tr>")
+                    f"evidence</summary><div class='evidence' style='{WIDE}'>{_evidence(cell)}</div></details></td></tr>")
     return (f"<h2 id='detail'>Detail</h2><table class='grid'><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
 
