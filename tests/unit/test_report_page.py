@@ -93,6 +93,15 @@ def test_connectivity_grid_has_a_row_per_condition_in_the_order_first_seen():
     assert checks.rows == ["test_gateway_certificate_meets_the_requirements"] and checks.cols == list(GATEWAYS)
 
 
+def test_checks_row_names_the_profile_only_when_it_adds_to_the_test_name():
+    same = cell("test_failover_moves", "a", place={"protocol": "ikev2", "profile": "failover_moves",
+                                                   "condition": "-", "gateway": "-"})
+    other = cell("test_tls_posture", "gw1", place={"protocol": "sstp", "profile": "TLS posture", "condition": "-",
+                                                 "gateway": "gw1"})
+    _, checks = matrixview.layout(run([same, other]).cells)
+    assert checks.rows == ["test_failover_moves", "test_tls_posture / TLS posture"]
+
+
 def test_cells_sharing_a_place_split_the_square_and_both_stay_linked():
     a = ike("p", "open", "gw1", "pass")
     b = cell("test_ikev2_other", "x", "fail", place=a["place"])

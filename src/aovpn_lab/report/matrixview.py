@@ -105,8 +105,9 @@ def layout(cells: Iterable[CellRecord]) -> tuple[Grid, Grid]:
         p = place_of(cell)
         mark = Mark(cell.anchor, cell.id, cell.state, cell.flaky)
         if p.get("condition", NO_CONDITION) == NO_CONDITION:
-            profile = p.get("profile") or "-"
-            row = cell_test(cell) + ("" if profile == "-" else f" / {profile}")
+            test, profile = cell_test(cell), p.get("profile") or "-"
+            # Some records repeat the test's name as its profile: once is enough in a label.
+            row = test + ("" if profile in ("-", test.removeprefix("test_")) else f" / {profile}")
             checks.add(row, p.get("gateway") or "-", mark)
         else:
             col = " / ".join(p.get(k) or "-" for k in ("protocol", "profile", "gateway"))
