@@ -168,6 +168,7 @@ def test_a_flaky_cell_is_counted_flaky_never_as_a_plain_pass_or_fix(tmp_path):
     h = history.scan(tmp_path)
     ch = history.changes(h.runs[0], h.runs[1], h)
     assert ch.fixed == [] and [c.id for c in ch.flaky] == ["a", "b"]
+    assert ch.flaky[0].reason == "failed attempt: timed out"
     rows = {r.id: r for r in history.cell_table(h.runs)}
     assert (rows["b"].passes, rows["b"].flaky, rows["b"].since_fail) == (1, 1, 0)
     history.write_index(tmp_path)
@@ -224,3 +225,19 @@ def test_the_index_lists_every_run_with_its_counts_and_links(tmp_path):
     page = out.read_text()
     assert f"{first['run_id']}/report.html" in page and "id='trend'" in page
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_slower_cells_are_listed_once_not_again_since_the_last_green_run(tmp_path):
+    times(tmp_path, "a", [1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    run(tmp_path, 7, [cell("a", "fail", 1.0)])
+    run(tmp_path, 8, [cell("a", duration=5.0)])
+    h = history.scan(tmp_path)
+    html = history.section(h, h.runs[-1])
+    assert "Since the last green run" in html and html.count("Slower beyond noise") == 1
+
+
+def test_a_run_like_the_previous_one_says_nothing_changed(tmp_path):
+    run(tmp_path, 1, [cell("a")])
+    run(tmp_path, 2, [cell("a")])
+    h = history.scan(tmp_path)
+    assert "No cell changed state, none is slower" in history.section(h, h.runs[-1])

@@ -244,6 +244,15 @@ class Changes:
                         self.slower))
 
 
+def _why(cell: CellRecord) -> str:
+    """What to say next to a changed cell: its reason, or for a flaky one why an attempt failed."""
+    state = state_of(cell)
+    if state == FLAKY:
+        attempts = [a for a in cell.data.get("attempts") or [] if isinstance(a, dict)]
+        return f"failed attempt: {attempts[-1].get('reason') or attempts[-1].get('state')}" if attempts else ""
+    return "" if state == PASS else cell.reason
+
+
 def changes(base: RunResults, cand: RunResults, history: History) -> Changes:
     out = Changes(base, cand)
     before, after = base.by_nodeid(), cand.by_nodeid()
@@ -252,7 +261,7 @@ def changes(base: RunResults, cand: RunResults, history: History) -> Changes:
         now = state_of(cell)
         prior = before.get(nodeid)
         was = state_of(prior) if prior is not None else "-"
-        change = CellChange(nodeid, cell.id, was, now, cell.reason if now != PASS else "", cell.anchor)
+        change = CellChange(nodeid, cell.id, was, now, _why(cell), cell.anchor)
         if prior is None:
             out.appeared.append(change)
         elif now == FLAKY:
@@ -352,8 +361,9 @@ def _change_list(title: str, items: list[CellChange], href: str) -> str:
     return f"<p><b>{h.esc(title)}</b> ({len(items)})</p><ul>{lis}</ul>"
 
 
-def changes_html(ch: Changes, href: str = "") -> str:
-    """`href`: the candidate's report.html relative to the page (empty: this page)."""
+def changes_html(ch: Changes, href: str = "", *, timing: bool = True) -> str:
+    """`href`: the candidate's report.html relative to the page (empty: this page). `timing`: with
+    the slower cells (judged against the whole history, so the same whatever the base)."""
     parts = [
         _change_list("New failures", ch.new_failures, href),
         _change_list("Fixed", ch.fixed, href),
@@ -362,13 +372,13 @@ def changes_html(ch: Changes, href: str = "") -> str:
         _change_list("Appeared", ch.appeared, href),
         _change_list("Disappeared", ch.disappeared, href),
     ]
-    if ch.slower:
+    if timing and ch.slower:
         lis = "".join(f"<li><a href='{h.esc(href + '#' + c.anchor)}'>{h.esc(c.id)}</a> "
                       f"<span class=small>{h.esc(t.note)}</span></li>" for c, t in ch.slower)
         parts.append(f"<p><b>Slower beyond noise</b> ({len(ch.slower)})</p><ul>{lis}</ul>")
-    if ch.empty:
-        parts.append("<p>No cell changed state, none is slower beyond its noise.</p>")
-    if ch.timing_note:
+    if not any(parts):
+        parts.append("<p>No cell changed state" + (", none is slower beyond its noise.</p>" if timing else ".</p>"))
+    if timing and ch.timing_note:
         parts.append(f"<p class='muted small'>{h.esc(ch.timing_note)}</p>")
     return "".join(parts)
 
@@ -419,7 +429,7 @@ def section(history: History, run: RunResults) -> str:
             parts.append(f"<p>The previous run, {_run_link(green, '../')}, was the last green one.</p>")
         else:
             parts.append(f"<h3>Since the last green run, {_run_link(green, '../')}</h3>")
-            parts.append(changes_html(changes(green, run, history)))
+            parts.append(changes_html(changes(green, run, history), timing=False))
     window = [*older[-(WINDOW - 1):], run]
     parts.append(f"<h3>Trend over the last {len(window)} runs</h3>")
     parts.append(_trend_html(window, run, "../"))

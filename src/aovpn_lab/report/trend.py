@@ -53,7 +53,7 @@ def pass_rate(runs: list[str], passed: list[float | None], flaky: list[float | N
     ax.set_ylabel("% of applicable cells")
     ax.set_xticks(x, [label(r) for r in runs], rotation=60, ha="right", fontsize=7)
     ax.grid(axis="y", color="#eee")
-    ax.legend(loc="lower left", fontsize=7, frameon=False)
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1), ncol=2, fontsize=7, frameon=False)  # clear of the lines
     return charts.svg(fig)
 
 
