@@ -65,6 +65,7 @@ def test_cells_of_another_matrix_appear_and_disappear(tmp_path):
     h = history.scan(tmp_path)
     ch = history.changes(h.runs[0], h.runs[1], h)
     assert [c.id for c in ch.appeared] == ["c"] and [c.id for c in ch.disappeared] == ["b"]
+    assert "another matrix" in history.section(h, h.runs[1])
 
 
 def test_last_green_skips_red_and_incomplete_runs(tmp_path):

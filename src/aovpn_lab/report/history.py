@@ -125,7 +125,7 @@ def scan(history_dir: Path) -> History:
             run = load(path)
             _check(run)
         except ResultsFormatError as exc:
-            hist.problems.append(exc.message)
+            hist.problems.append(str(exc))  # the file, what differs and, where known, the fix
             continue
         except UnicodeDecodeError:
             hist.problems.append(f"{path}: not UTF-8 text, so not a results file")
@@ -192,11 +192,12 @@ def judge(earlier: list[float], duration_s: float) -> Timing:
     return Timing(duration_s, len(earlier), median, spread)
 
 
-def _earlier_times(cell: CellRecord, older: list[RunResults]) -> list[float]:
+def _earlier_times(cell: CellRecord, older: list[dict[str, CellRecord]]) -> list[float]:
+    """`older`: the earlier runs' cells by node id, oldest first."""
     state = state_of(cell)
     times = []
-    for run in older:
-        prior = run.by_nodeid().get(cell.nodeid)
+    for cells in older:
+        prior = cells.get(cell.nodeid)
         if prior is not None and state_of(prior) == state and prior.data.get("duration_s") is not None:
             times.append(prior.duration_s)
     return times[-WINDOW:]
@@ -256,7 +257,7 @@ def _why(cell: CellRecord) -> str:
 def changes(base: RunResults, cand: RunResults, history: History) -> Changes:
     out = Changes(base, cand)
     before, after = base.by_nodeid(), cand.by_nodeid()
-    older = history.before(cand)
+    older = [r.by_nodeid() for r in history.before(cand)]
     for nodeid, cell in after.items():
         now = state_of(cell)
         prior = before.get(nodeid)
@@ -350,6 +351,16 @@ def _run_link(run: RunResults, prefix: str) -> str:
     return f"<a href='{h.esc(prefix + run.run_id + '/report.html')}'>{h.esc(run.run_id)}</a>"
 
 
+def _differs(base: RunResults, run: RunResults) -> str:
+    """What else differed between the two runs, so appeared/disappeared cells are no surprise."""
+    notes = []
+    if base.variant != run.variant:
+        notes.append(f"variant {base.variant}, this run {run.variant}")
+    if base.matrix_digest != run.matrix_digest:
+        notes.append("another matrix")
+    return f" <span class='muted small'>({h.esc('; '.join(notes))})</span>" if notes else ""
+
+
 def _change_list(title: str, items: list[CellChange], href: str) -> str:
     if not items:
         return ""
@@ -421,14 +432,14 @@ def section(history: History, run: RunResults) -> str:
     if prev is None:
         parts.append("<p>The first run in this history: nothing to compare with.</p>")
     else:
-        parts.append(f"<h3>Since the previous run, {_run_link(prev, '../')}</h3>")
+        parts.append(f"<h3>Since the previous run, {_run_link(prev, '../')}{_differs(prev, run)}</h3>")
         parts.append(changes_html(changes(prev, run, history)))
         if green is None:
             parts.append("<p>No earlier run was green.</p>")
         elif green.path == prev.path:
             parts.append(f"<p>The previous run, {_run_link(green, '../')}, was the last green one.</p>")
         else:
-            parts.append(f"<h3>Since the last green run, {_run_link(green, '../')}</h3>")
+            parts.append(f"<h3>Since the last green run, {_run_link(green, '../')}{_differs(green, run)}</h3>")
             parts.append(changes_html(changes(green, run, history), timing=False))
     window = [*older[-(WINDOW - 1):], run]
     parts.append(f"<h3>Trend over the last {len(window)} runs</h3>")
@@ -452,8 +463,8 @@ def _entry(run: RunResults, folder: Path) -> dict:
 def write_index(history_dir: Path) -> Path:
     """DIR/history.json and DIR/history.html from every run in DIR; returns the HTML page's path."""
     history_dir = Path(history_dir)
-    hist = scan(history_dir)
     history_dir.mkdir(parents=True, exist_ok=True)
+    hist = scan(history_dir)
     entries = [_entry(r, history_dir) for r in hist.runs]
     write(history_dir / INDEX_JSON, {"tool": "aovpn-lab", "kind": "history", "runs": entries,
                                      "problems": hist.problems})
