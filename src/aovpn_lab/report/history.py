@@ -311,6 +311,7 @@ class CellHistory:
         self.last_state = state
 
     def badness(self) -> tuple:
+        """Failing now, then flaky now, then longest without a pass, most fails, most flaky."""
         never = float("inf")
         return (self.last_state in BAD, self.last_state == FLAKY,
                 never if self.since_pass is None and self.fails else self.since_pass or 0,
