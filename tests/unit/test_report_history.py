@@ -242,3 +242,12 @@ def test_a_run_like_the_previous_one_says_nothing_changed(tmp_path):
     run(tmp_path, 2, [cell("a")])
     h = history.scan(tmp_path)
     assert "No cell changed state, none is slower" in history.section(h, h.runs[-1])
+
+
+def test_two_files_with_the_same_test_id_keep_their_own_times(tmp_path):
+    twin = {**cell("a", duration=9.0), "nodeid": "tests/conformance/test_y.py::test[a]"}
+    run(tmp_path, 1, [cell("a", duration=1.0), twin])
+    run(tmp_path, 2, [cell("a", duration=2.0), {**twin, "duration_s": 9.5}])
+    h = history.scan(tmp_path)
+    html = history.section(h, h.runs[-1])
+    assert "tests/conformance/test_y.py::test[a]" in html and ">a<" in html

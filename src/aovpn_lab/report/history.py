@@ -416,10 +416,12 @@ def _trend_html(runs: list[RunResults], current: RunResults, prefix: str) -> str
     hrefs = [prefix + i + "/report.html" for i in ids]
     now = next((i for i, r in enumerate(runs) if r.path == current.path), None)
     times: dict[str, list[float | None]] = {}
+    owner: dict[str, str] = {}  # picture label -> node id: a test id shared by two files is labelled by node id
     for j, run in enumerate(runs):
         for cell in run.cells:
             if cell.data.get("duration_s") is not None and cell.state != NOT_APPLICABLE:
-                times.setdefault(cell.id, [None] * len(runs))[j] = cell.duration_s
+                name = cell.id if owner.setdefault(cell.id, cell.nodeid) == cell.nodeid else cell.nodeid
+                times.setdefault(name, [None] * len(runs))[j] = cell.duration_s
     return (f"<div id='trend' class='picture'>"
             f"{trend.pass_rate(ids, [p for p, _ in shares], [f for _, f in shares], hrefs, now)}"
             f"{trend.cell_times(ids, times)}</div>")
@@ -428,7 +430,8 @@ def _trend_html(runs: list[RunResults], current: RunResults, prefix: str) -> str
 def section(history: History, run: RunResults) -> str:
     """The history block of a run's report.html (links relative to DIR/<run-id>/)."""
     older = history.before(run)
-    parts = ["<h2>History</h2>", _problems_html(history.problems)]
+    parts = ["<h2>History</h2>", f"<p><a href='../{INDEX_HTML}'>Every run in this history</a></p>",
+             _problems_html(history.problems)]
     prev, green = history.previous(run), history.last_green(run)
     if prev is None:
         parts.append("<p>The first run in this history: nothing to compare with.</p>")
