@@ -340,9 +340,13 @@ def _table_html(rows: list[CellHistory]) -> str:
 
 # ---- HTML -----------------------------------------------------------------------------------
 
+def _flaky(run: RunResults) -> int:
+    return sum(1 for c in run.cells if state_of(c) == FLAKY)
+
+
 def _counts_html(run: RunResults) -> str:
     counts = run.counts()
-    flaky = sum(1 for c in run.cells if state_of(c) == FLAKY)
+    flaky = _flaky(run)
     counts[PASS] -= flaky
     counts[FLAKY] = flaky
     return " ".join(h.badge(k, f"{n} {k}") for k, n in counts.items() if n)
@@ -402,17 +406,14 @@ def _problems_html(problems: list[str]) -> str:
             + "".join(f"<li><code>{h.esc(p)}</code></li>" for p in problems) + "</ul>")
 
 
-def _shares(run: RunResults) -> tuple[float | None, float | None]:
-    """Clean passes and flaky cells as shares of the applicable cells (None: none applicable)."""
+def _pass_share(run: RunResults) -> float | None:
+    """Clean passes as a share of the applicable cells (None: none applicable)."""
     states = [state_of(c) for c in run.cells if c.state != NOT_APPLICABLE]
-    if not states:
-        return None, None
-    return states.count(PASS) / len(states), states.count(FLAKY) / len(states)
+    return states.count(PASS) / len(states) if states else None
 
 
 def _trend_html(runs: list[RunResults], current: RunResults, prefix: str) -> str:
     ids = [r.run_id for r in runs]
-    shares = [_shares(r) for r in runs]
     hrefs = [prefix + i + "/report.html" for i in ids]
     now = next((i for i, r in enumerate(runs) if r.path == current.path), None)
     times: dict[str, list[float | None]] = {}
@@ -423,7 +424,7 @@ def _trend_html(runs: list[RunResults], current: RunResults, prefix: str) -> str
                 name = cell.id if owner.setdefault(cell.id, cell.nodeid) == cell.nodeid else cell.nodeid
                 times.setdefault(name, [None] * len(runs))[j] = cell.duration_s
     return (f"<div id='trend' class='picture'>"
-            f"{trend.pass_rate(ids, [p for p, _ in shares], [f for _, f in shares], hrefs, now)}"
+            f"{trend.pass_rate(ids, [_pass_share(r) for r in runs], [_flaky(r) for r in runs], hrefs, now)}"
             f"{trend.cell_times(ids, times)}</div>")
 
 
@@ -461,7 +462,7 @@ def _entry(run: RunResults, folder: Path) -> dict:
         rel = str(run.run_dir)
     return {"run_id": run.run_id, "started": run.started, "variant": run.variant, "verdicts": run.counts(),
             "complete": run.complete, "green": is_green(run), "matrix_digest": run.matrix_digest,
-            "flaky": sum(1 for c in run.cells if state_of(c) == FLAKY), "path": rel}
+            "flaky": _flaky(run), "path": rel}
 
 
 def write_index(history_dir: Path) -> Path:

@@ -3,7 +3,7 @@
 Both take plain series (one value per run, oldest first) and return inline SVG via
 charts.svg; the history decides what the values are.
 
-    >>> s = pass_rate(["r1", "r2"], [1.0, 0.5], [0.0, 0.25], ["r1/report.html", "r2/report.html"])
+    >>> s = pass_rate(["r1", "r2"], [1.0, 0.5], [0, 2], ["r1/report.html", "r2/report.html"])
     >>> s.startswith("<svg") and 'xlink:href="r2/report.html"' in s
     True
     >>> "cell a" in cell_times(["r1", "r2", "r3"], {"cell a": [1.0, 2.0, None], "cell b": [1.0, 1.0, 1.0]})
@@ -36,24 +36,30 @@ def label(run_id: str) -> str:
     return f"{m[1]}-{m[2]} {m[3]}:{m[4]}" if m else run_id[:16]
 
 
-def pass_rate(runs: list[str], passed: list[float | None], flaky: list[float | None],
-              hrefs: list[str], current: int | None = None) -> str:
-    """Share of applicable cells that passed cleanly, and that were flaky; each point links to its run."""
-    fig = charts.figure(max(4.0, 0.28 * len(runs) + 1.5), 2.4)
-    ax = fig.gca()
+def pass_rate(runs: list[str], passed: list[float | None], flaky: list[int], hrefs: list[str],
+              current: int | None = None) -> str:
+    """Above: the share of applicable cells that passed cleanly (the scale starts near the lowest
+    value, so a single failing cell shows). Below: the flaky cells per run. Each mark links to its run."""
+    fig = charts.figure(max(4.0, 0.28 * len(runs) + 1.5), 3.0)
+    top, low = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.08})
     x = list(range(len(runs)))
-    for values, name, key in ((passed, "passed", "pass"), (flaky, "flaky", "flaky")):
-        y = [math.nan if v is None else 100 * v for v in values]
-        ax.plot(x, y, color=COLOURS[key], linewidth=1.2, label=name)
-        points = ax.scatter(x, y, color=COLOURS[key], s=14, zorder=3)
-        points.set_urls(hrefs)
-    if current is not None:
-        ax.axvline(current, color="#999", linewidth=0.8, linestyle=":")
-    ax.set_ylim(-3, 103)
-    ax.set_ylabel("% of applicable cells")
-    ax.set_xticks(x, [label(r) for r in runs], rotation=60, ha="right", fontsize=7)
-    ax.grid(axis="y", color="#eee")
-    ax.legend(loc="lower left", bbox_to_anchor=(0, 1), ncol=2, fontsize=7, frameon=False)  # clear of the lines
+    y = [math.nan if v is None else 100 * v for v in passed]
+    top.plot(x, y, color=COLOURS["pass"], linewidth=1.2)
+    top.scatter(x, y, color=COLOURS["pass"], s=14, zorder=3).set_urls(hrefs)
+    seen = [v for v in y if not math.isnan(v)]
+    floor = max(0.0, math.floor((min(seen, default=100.0) - 2) / 5) * 5)
+    top.set_ylim(floor, 100.5)
+    top.set_ylabel("% passed")
+    for bar, href in zip(low.bar(x, flaky, color=COLOURS["flaky"], width=0.6), hrefs):
+        bar.set_url(href)
+    low.set_ylim(0, max(1, *flaky) * 1.15)
+    low.set_ylabel("flaky")
+    low.yaxis.get_major_locator().set_params(integer=True)
+    for ax in (top, low):
+        ax.grid(axis="y", color="#eee")
+        if current is not None:
+            ax.axvline(current, color="#999", linewidth=0.8, linestyle=":")
+    low.set_xticks(x, [label(r) for r in runs], rotation=60, ha="right", fontsize=7)
     return charts.svg(fig)
 
 
