@@ -46,28 +46,26 @@ class Browser:
         self.executable = Path(executable)
         self.blocked: list[str] = []   # URLs a page asked for and did not get
         self.reached: list[str] = []   # URLs outside file:/data: that answered: always empty by construction
-        self._playwright = None
         self._browser = None
 
     def __enter__(self) -> "Browser":
         if not (self.executable.is_file() and os.access(self.executable, os.X_OK)):
             raise BrowserError(f"headless Chromium not found at {self.executable}", hint=MISSING_FIX)
-        from playwright.sync_api import Error, sync_playwright
-        self._playwright = sync_playwright().start()
+        from playwright.sync_api import Error
+        driver = _Driver.acquire()
         try:
-            self._browser = self._playwright.chromium.launch(executable_path=str(self.executable), args=ARGS,
-                                                             headless=True, timeout=TIMEOUT_MS)
+            self._browser = driver.chromium.launch(executable_path=str(self.executable), args=ARGS,
+                                                   headless=True, timeout=TIMEOUT_MS)
         except Error as exc:
-            self._playwright.stop()
+            _Driver.release()
             raise BrowserError(f"{self.executable} did not start: {_first_line(exc)}", hint=MISSING_FIX) from None
         return self
 
     def __exit__(self, *exc_info) -> None:
         if self._browser is not None:
             self._browser.close()
-        if self._playwright is not None:
-            self._playwright.stop()
-        self._browser = self._playwright = None
+            self._browser = None
+            _Driver.release()
 
     @contextlib.contextmanager
     def page(self, html_path: str | Path) -> Iterator:
@@ -111,6 +109,28 @@ class Browser:
             else:
                 page.screenshot(path=str(png_path), full_page=True)
         return png_path
+
+
+class _Driver:
+    """Playwright's driver process, shared: its sync API allows one per thread, and a Browser may
+    be opened while another is (a screenshot during a certification)."""
+    _playwright = None
+    _users = 0
+
+    @classmethod
+    def acquire(cls):
+        if cls._playwright is None:
+            from playwright.sync_api import sync_playwright
+            cls._playwright = sync_playwright().start()
+        cls._users += 1
+        return cls._playwright
+
+    @classmethod
+    def release(cls) -> None:
+        cls._users -= 1
+        if cls._users == 0 and cls._playwright is not None:
+            cls._playwright.stop()
+            cls._playwright = None
 
 
 def launch(executable: str | Path = CHROMIUM) -> Browser:
