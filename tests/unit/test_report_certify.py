@@ -163,6 +163,14 @@ def test_a_selected_part_of_the_matrix_is_never_certified():
     assert not a.certified and "needs the full matrix" in a.verdict
 
 
+def test_an_inventory_changed_since_the_run_is_never_certified():
+    data = results(every_must_passes())
+    data["environment"]["inventory_sha256"] = "a" * 64
+    a = certify.assess(runfile.RunResults.from_data(data, "results.json"), inventory_sha256="b" * 64)
+    assert not a.certified and a.blockers[0].startswith("the inventory is not the one the run used")
+    assert certify.assess(runfile.RunResults.from_data(data, "results.json"), inventory_sha256="a" * 64).certified
+
+
 # -- the target, as the inventory declares it -------------------------------------------------------------------
 
 def test_the_declared_target_and_its_configuration_digest_match_sha256sum(vendor, tmp_path: Path):

@@ -34,6 +34,7 @@ from ..requirements import Requirement, catalogue
 from ..verdict import FAIL, INCONCLUSIVE, NOT_APPLICABLE, PASS
 from . import browser, html, manifest, runfile
 from .declaration import Declaration, Value, declaration
+from .environment import inventory_digest
 
 HTML_NAME = "certification.html"
 PDF_NAME = "certification.pdf"
@@ -95,7 +96,9 @@ def status_of(cells: list[runfile.CellRecord]) -> str:
     return NOT_APPLICABLE
 
 
-def assess(results: runfile.RunResults, reqs: Mapping[str, Requirement] | None = None) -> Assessment:
+def assess(results: runfile.RunResults, reqs: Mapping[str, Requirement] | None = None, *,
+           inventory_sha256: str | None = None) -> Assessment:
+    """`inventory_sha256`: the certifying inventory's digest now; it must be the one the run recorded."""
     reqs = catalogue() if reqs is None else reqs
     citing: dict[str, list[runfile.CellRecord]] = {rid: [] for rid in reqs}
     for cell in results.cells:
@@ -104,6 +107,10 @@ def assess(results: runfile.RunResults, reqs: Mapping[str, Requirement] | None =
                 citing[rid].append(cell)
     rows = tuple(RequirementStatus(r, status_of(citing[rid]), tuple(citing[rid])) for rid, r in reqs.items())
     blockers = _run_blockers(results)
+    recorded = results.environment.get("inventory_sha256")
+    if inventory_sha256 and recorded and recorded != "missing" and recorded != inventory_sha256:
+        blockers.append(f"the inventory is not the one the run used (SHA-256 {recorded[:12]}... at the run, "
+                        f"{inventory_sha256[:12]}... now)")
     musts = [s for s in rows if s.requirement.level == "MUST"]
     unmet = [s for s in musts if s.status in BLOCKING]
     if unmet:
@@ -148,7 +155,7 @@ def write_certification(run_dir: Path, inventory: Any, *,
         from .. import inventory as inventory_mod
         decl = declaration(inventory_mod.load(inventory))
     mpath = manifest.write(run_dir)
-    assessment = assess(results)
+    assessment = assess(results, inventory_sha256=inventory_digest(decl.inventory))
     page_path = run_dir / HTML_NAME
     page_path.write_text(render(results, decl, assessment, manifest.read(run_dir), manifest.digest(run_dir)))
     pdf_path = browser.pdf(page_path, run_dir / PDF_NAME, executable=executable)
