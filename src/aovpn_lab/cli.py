@@ -179,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .balancer.vendors import command as lb_command
     lb_command.register(sub)
     from .report import command as report_command
+    from .report import certify_command
     report_command.register(sub)
+    certify_command.register(sub)
     return p
 
 

@@ -13,6 +13,7 @@ URL (`artist.set_url("#cell-...")`), so a matrix cell is a link to its evidence.
 from __future__ import annotations
 
 import io
+import re
 
 import matplotlib
 
@@ -37,4 +38,8 @@ def svg(fig: Figure) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
-    return text[text.index("<svg"):]  # inline: without the XML declaration and DOCTYPE
+    text = text[text.index("<svg"):]  # inline: without the XML declaration and DOCTYPE
+    # Links stay in the page (matplotlib opens them in a new window), and no RDF metadata
+    # block, whose namespace URLs would read as references to the web.
+    text = text.replace(' target="_blank"', "")
+    return re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)

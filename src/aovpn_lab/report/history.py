@@ -127,9 +127,6 @@ def scan(history_dir: Path) -> History:
         except ResultsFormatError as exc:
             hist.problems.append(str(exc))  # the file, what differs and, where known, the fix
             continue
-        except UnicodeDecodeError:
-            hist.problems.append(f"{path}: not UTF-8 text, so not a results file")
-            continue
         if run.run_id in seen:
             hist.problems.append(f"{path}: run id {run.run_id} is also {seen[run.run_id]}; this copy is left out")
             continue

@@ -138,7 +138,7 @@ def draw(grid: Grid) -> str:
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    return inline(charts.svg(fig))
+    return charts.svg(fig)
 
 
 def legend() -> str:
@@ -146,11 +146,4 @@ def legend() -> str:
     fig = charts.figure(7.5, 0.3)
     handles = [Patch(facecolor=COLOURS[s], edgecolor="#999999", label=f"{GLYPHS[s]} {s}".strip()) for s in LEGEND]
     fig.legend(handles=handles, loc="center", ncol=len(handles), frameon=False, handlelength=1.2)
-    return inline(charts.svg(fig))
-
-
-def inline(svg: str) -> str:
-    """The SVG for a page: links stay in the page (matplotlib opens them in a new window) and
-    without the RDF metadata block, whose namespace URLs would read as references to the web."""
-    svg = svg.replace(' target="_blank"', "")
-    return re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.S)
+    return charts.svg(fig)

@@ -1,6 +1,8 @@
 """Every page of a run folder, built from its results.json: report.html (with what changed
-since earlier runs of the same history folder), the history index, the certification
-report when the run was certified, and the PNG screenshot of the matrix summary.
+since earlier runs of the same history folder), the history index, and the PNG screenshot
+of the matrix summary. (A certification report also rests on the inventory's declaration
+and the manifest of digests taken when it was certified: `aovpn-lab certify --run DIR`
+writes it again.)
 
 Used after each run (also one ended by Ctrl-C or SIGTERM) and by
 `aovpn-lab report rebuild DIR`. A page that cannot be drawn (no Chromium for the
@@ -40,9 +42,6 @@ def build_run_pages(run_dir: Path, *, history_dir: Path | None = None, screensho
     written.append(page.write(run_dir, sections=sections))
     if hist is not None:
         written.append(history.write_index(Path(history_dir)))
-    from . import certify
-    if certify.is_certified_run(run_dir):
-        written.extend(certify.rebuild(run_dir))
     if screenshot:
         from . import browser
         try:

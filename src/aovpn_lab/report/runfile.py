@@ -185,6 +185,8 @@ def load(where: str | Path) -> RunResults:
                                                                "results.json") from None
     except OSError as exc:
         raise ResultsFormatError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ResultsFormatError(f"{path}: not UTF-8 text: not a results file") from None
     try:
         data = json.loads(text)
     except ValueError as exc:
