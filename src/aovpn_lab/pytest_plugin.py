@@ -309,12 +309,12 @@ def default_place(nodeid: str) -> dict[str, str]:
     """A cell that did not place itself (e.g. skipped in setup): the checks grid, by test.
 
     >>> default_place("tests/conformance/test_tls.py::test_tls_posture[of-sstp-on-gw1]")
-    {'protocol': 'tls', 'profile': 'tls_posture', 'condition': '-', 'gateway': 'of-sstp-on-gw1'}
+    {'protocol': 'tls', 'profile': 'tls posture', 'condition': '-', 'gateway': 'of-sstp-on-gw1'}
     """
     module, _, name = nodeid.rpartition("::")
     test, _, param = name.partition("[")
     protocol = Path(module).stem.removeprefix("test_")
-    return {"protocol": protocol, "profile": test.removeprefix("test_"), "condition": "-",
+    return {"protocol": protocol, "profile": test.removeprefix("test_").replace("_", " "), "condition": "-",
             "gateway": param.rstrip("]") or "-"}
 
 
