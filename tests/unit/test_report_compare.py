@@ -125,7 +125,7 @@ def test_the_headline_groups_broken_cells_by_condition_and_fix(pair):
     assert head.startswith("candidate (variant rras-defaults) breaks 4 cells: ")
     assert f"2 behind drop-ip-fragments (fix: {FRAG_FIX})" in head
     assert f"1 without a network condition (fix: {CRYPTO_FIX})" in head
-    assert "; 1 on the open network;" in head  # the errored cell: no verdict, so no fix to name
+    assert "; 1 on the open network (ended without a verdict);" in head
     assert "fixes 1 cell" in head and "newly tests 1 cell" in head
 
 

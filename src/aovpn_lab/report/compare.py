@@ -165,17 +165,22 @@ class Comparison:
                 {k: found.get(k, 0) for k in CLASSES}))
         return out
 
-    def break_groups(self) -> list[tuple[str, str, int]]:
-        """Broken cells grouped by the candidate's network condition and fix: (condition, fix, n), largest first."""
-        groups = Counter((c.condition, (c.cand.verdict.get("fix") or "") if c.cand else "") for c in self.of("breaks"))
-        return [(cond, fix, n) for (cond, fix), n in sorted(groups.items(), key=lambda kv: (-kv[1], kv[0]))]
+    def break_groups(self) -> list[tuple[str, str | None, int]]:
+        """Broken cells grouped by the candidate's network condition and fix: (condition, fix, n), largest
+        first; fix is None for cells that ended without a verdict (nothing to say what to change)."""
+        def fix(c: CellChange) -> str | None:
+            return None if c.cand is None or c.cand.state == ERROR else (c.cand.verdict.get("fix") or "")
+        groups = Counter((c.condition, fix(c)) for c in self.of("breaks"))
+        return [(cond, f, n) for (cond, f), n in sorted(groups.items(), key=lambda kv: (-kv[1], kv[0][0],
+                                                                                     kv[0][1] or ""))]
 
     def headline(self) -> str:
         """The change in one sentence (or a few), broken cells first."""
         breaks = self.of("breaks")
         counts = self.counts()
         if breaks:
-            parts = [f"{n} {where(cond)}" + (f" (fix: {fix.rstrip('.')})" if fix else "")
+            parts = [f"{n} {where(cond)}" + (" (ended without a verdict)" if fix is None else
+                                             f" (fix: {fix.rstrip('.')})" if fix else "")
                      for cond, fix, n in self.break_groups()]
             text = f"candidate ({self.cand_label}) breaks {plural(len(breaks), 'cell')}: {'; '.join(parts)}"
         else:
@@ -186,9 +191,8 @@ class Comparison:
         if more:
             text += "; it " + ", ".join(more)
         text += "."
-        for label, run in (("baseline", self.base), ("candidate", self.cand)):
-            missing = sum(1 for c in self.cells if c.kind == "not-run" and
-                          (c.base if run is self.base else c.cand) is None)
+        for label, run, missing in (("baseline", self.base, sum(1 for c in self.cells if c.base is None)),
+                                    ("candidate", self.cand, sum(1 for c in self.cells if c.cand is None))):
             if missing or run.data.get("interrupted"):
                 why = f" (interrupted by {run.data['interrupted']})" if run.data.get("interrupted") else ""
                 text += f" The {label} run is incomplete{why}: {plural(missing, 'planned cell')} not run."
@@ -335,8 +339,9 @@ def render_terminal(cmp: Comparison) -> str:
     lines.append("")
     reqs = cmp.requirements()
     width = max([len("requirement")] + [len(r.id) for r in reqs])
-    cols = [("breaks", "broken"), ("fixes", "fixed"), ("no-longer-tested", "no-longer"),
-            ("newly-applicable", "newly"), ("still-failing", "still-failing"), ("unchanged", "unchanged")]
+    cols = [("breaks", "broken"), ("fixes", "fixed"), ("no-longer-tested", "no-longer-tested"),
+            ("newly-applicable", "newly-applicable"), ("still-failing", "still-failing"), ("not-run", "not-run"),
+            ("unchanged", "unchanged")]
     lines.append(f"{'requirement':<{width}}  level   {'baseline':<14} {'candidate':<14} "
                  + " ".join(f"{label:>{len(label)}}" for _, label in cols))
     for r in reqs:
@@ -402,11 +407,10 @@ def render_html(cmp: Comparison, *, out_dir: Path | None = None) -> str:
             html.table(["change", "cells"], [[html.esc(CLASSES[k]), str(n)] for k, n in counts.items()]),
             "<h2>Requirements</h2>",
             html.table(["requirement", "level", "baseline", "candidate", "broken", "fixed", "no longer tested",
-                        "newly applicable", "still not passing", "unchanged"],
+                        "newly applicable", "still not passing", "not run", "unchanged"],
                        [[f"<span title='{html.esc(r.text)}'>{html.esc(r.id)}</span>", html.esc(r.level),
                          html.badge(r.base_state), html.badge(r.cand_state),
-                         *(str(r.counts[k]) for k in ("breaks", "fixes", "no-longer-tested", "newly-applicable",
-                                                      "still-failing", "unchanged"))]
+                         *(str(r.counts[k]) for k in CLASSES)]
                         for r in cmp.requirements()])]
     body.append(f"<section id='breaks'><h2>Broken ({counts['breaks']})</h2>"
                 + (_pairs(cmp, "breaks", out_dir) if counts["breaks"] else
