@@ -317,14 +317,15 @@ def _verdict_line(cell: CellRecord | None) -> str:
     if cell is None:
         return "not run"
     observed = cell.verdict.get("observed")
-    return f"{cell.state}" + (f" ({observed})" if observed and observed != cell.state else "")
+    return (f"{cell.state}" + (f" ({observed})" if observed and observed != cell.state else "")
+            + (" [flaky]" if cell.flaky else ""))
 
 
 def render_terminal(cmp: Comparison) -> str:
     """Plain text: each broken or fixed cell on one line with both verdicts, the requirement
     table, the headline and what the exit status means."""
-    lines = [f"baseline   {cmp.base.run_id}  {cmp.base_label}  ({cmp.base.path})",
-             f"candidate  {cmp.cand.run_id}  {cmp.cand_label}  ({cmp.cand.path})", ""]
+    lines = [f"{label:<10} run {run.run_id}  variant {run.variant}  inventory {run.data.get('inventory') or '-'}"
+             f"  ({run.path})" for label, run in (("baseline", cmp.base), ("candidate", cmp.cand))] + [""]
     counts = cmp.counts()
     for kind in ("breaks", "fixes", "no-longer-tested", "newly-applicable", "not-run"):
         if not counts[kind]:
