@@ -44,6 +44,7 @@ CLASSES = {
 }
 # Row class in the HTML: a browser test looks for tr.break inside #breaks.
 ROW_CLASS = {"breaks": "break", "fixes": "fix"}
+SIDE_BOX = "max-height:32em;overflow:auto;overflow-wrap:break-word"
 
 
 def classify(base: str | None, cand: str | None) -> str:
@@ -373,7 +374,10 @@ def _side_html(cell: CellRecord | None, run: RunResults, out_dir: Path | None) -
     link = _report_link(run, out_dir, cell.anchor)
     extra = f" &middot; <a href='{html.esc(link)}'>in the run's report</a>" if link else ""
     flaky = f" {html.badge('flaky')}" if cell.flaky else ""
-    return f"{body}<p class='small muted'>{cell.duration_s:.1f} s{flaky}{extra}</p>"
+    # Real evidence (IKE message tables, counters) is long and wide: each side scrolls in its own
+    # box so the two stay level and the verdict sentence stays in view.
+    return (f"<div style='{SIDE_BOX}'>{body}</div>"
+            f"<p class='small muted'>{cell.duration_s:.1f} s{flaky}{extra}</p>")
 
 
 def _cell_head(c: CellChange) -> str:
@@ -385,11 +389,13 @@ def _cell_head(c: CellChange) -> str:
 def _pairs(cmp: Comparison, kind: str, out_dir: Path | None) -> str:
     cls = ROW_CLASS.get(kind, kind)
     rows = "".join(
-        f"<tr class='{cls}'><td style='width:20%'>{_cell_head(c)}</td>"
-        f"<td style='width:40%'>{_side_html(c.base, cmp.base, out_dir)}</td>"
-        f"<td style='width:40%'>{_side_html(c.cand, cmp.cand, out_dir)}</td></tr>" for c in cmp.of(kind))
-    return (f"<table class='grid' style='width:100%'><thead><tr><th>cell</th><th>baseline: "
-            f"{html.esc(cmp.base_label)}</th><th>candidate: {html.esc(cmp.cand_label)}</th></tr></thead>"
+        f"<tr class='{cls}'><td style='overflow-wrap:anywhere'>{_cell_head(c)}</td>"
+        f"<td>{_side_html(c.base, cmp.base, out_dir)}</td>"
+        f"<td>{_side_html(c.cand, cmp.cand, out_dir)}</td></tr>" for c in cmp.of(kind))
+    # Fixed layout: the columns keep their widths however wide a side's evidence is.
+    return (f"<table class='grid' style='width:100%;table-layout:fixed'><thead><tr><th style='width:18%'>cell</th>"
+            f"<th style='width:41%'>baseline: {html.esc(cmp.base_label)}</th>"
+            f"<th style='width:41%'>candidate: {html.esc(cmp.cand_label)}</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>")
 
 
