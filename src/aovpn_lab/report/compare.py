@@ -124,6 +124,34 @@ class RequirementChange:
 
 
 @dataclass(frozen=True)
+class BreakGroup:
+    """Broken cells the candidate names one fix for."""
+    fix: str | None
+    n: int
+    conditions: dict[str, int]   # network condition -> cells, largest first
+    states: dict[str, int]       # the candidate's states of these cells
+
+    def sentence(self) -> str:
+        """
+        >>> BreakGroup("enable RFC 7383", 3, {"drop-ip-fragments": 2, "mtu:1200+drop-ip-fragments": 1},
+        ...            {"fail": 3}).sentence()
+        '3 (2 behind drop-ip-fragments, 1 behind mtu:1200+drop-ip-fragments), fix: enable RFC 7383'
+        >>> BreakGroup("", 6, {"block-udp-4500": 6}, {"inconclusive": 6}).sentence()
+        '6 behind block-udp-4500 (6 inconclusive)'
+        """
+        if len(self.conditions) == 1:
+            text = f"{self.n} {where(next(iter(self.conditions)))}"
+        else:
+            text = f"{self.n} ({', '.join(f'{m} {where(c)}' for c, m in self.conditions.items())})"
+        others = [f"{m} {state}" for state, m in self.states.items() if state != "fail"]
+        if others:
+            text += f" ({', '.join(others)})"
+        if self.fix is None:
+            return text + ", ended without a verdict"
+        return text + (f", fix: {self.fix.rstrip('.')}" if self.fix else "")
+
+
+@dataclass(frozen=True)
 class Comparison:
     base: RunResults
     cand: RunResults
@@ -166,23 +194,24 @@ class Comparison:
                 {k: found.get(k, 0) for k in CLASSES}))
         return out
 
-    def break_groups(self) -> list[tuple[str, str | None, int]]:
-        """Broken cells grouped by the candidate's network condition and fix: (condition, fix, n), largest
-        first; fix is None for cells that ended without a verdict (nothing to say what to change)."""
-        def fix(c: CellChange) -> str | None:
-            return None if c.cand is None or c.cand.state == ERROR else (c.cand.verdict.get("fix") or "")
-        groups = Counter((c.condition, fix(c)) for c in self.of("breaks"))
-        return [(cond, f, n) for (cond, f), n in sorted(groups.items(), key=lambda kv: (-kv[1], kv[0][0],
-                                                                                     kv[0][1] or ""))]
+    def break_groups(self) -> list[BreakGroup]:
+        """Broken cells grouped by what the candidate says to change (its verdict's fix), largest first,
+        each with the network conditions it sits behind; fix None: the cells ended without a verdict."""
+        by_fix: dict[str | None, list[CellChange]] = {}
+        for c in self.of("breaks"):
+            fix = None if c.cand is None or c.cand.state == ERROR else (c.cand.verdict.get("fix") or "")
+            by_fix.setdefault(fix, []).append(c)
+        groups = [BreakGroup(fix, len(cs), dict(Counter(c.condition for c in cs).most_common()),
+                             dict(Counter(state_of(c.cand) for c in cs).most_common()))
+                  for fix, cs in by_fix.items()]
+        return sorted(groups, key=lambda g: (-g.n, g.fix or ""))
 
     def headline(self) -> str:
         """The change in one sentence (or a few), broken cells first."""
         breaks = self.of("breaks")
         counts = self.counts()
         if breaks:
-            parts = [f"{n} {where(cond)}" + (" (ended without a verdict)" if fix is None else
-                                             f" (fix: {fix.rstrip('.')})" if fix else "")
-                     for cond, fix, n in self.break_groups()]
+            parts = [g.sentence() for g in self.break_groups()]
             text = f"candidate ({self.cand_label}) breaks {plural(len(breaks), 'cell')}: {'; '.join(parts)}"
         else:
             text = f"candidate ({self.cand_label}) breaks nothing that passed in the baseline ({self.base_label})"
