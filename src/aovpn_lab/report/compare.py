@@ -44,6 +44,7 @@ CLASSES = {
 }
 # Row class in the HTML: a browser test looks for tr.break inside #breaks.
 ROW_CLASS = {"breaks": "break", "fixes": "fix"}
+REPORT_PAGES = ("report.html", "pytest-html.html")  # a run's own page first
 SIDE_BOX = "max-height:32em;overflow:auto;overflow-wrap:break-word"
 
 
@@ -138,14 +139,15 @@ class BreakGroup:
         '3 (2 behind drop-ip-fragments, 1 behind mtu:1200+drop-ip-fragments), fix: enable RFC 7383'
         >>> BreakGroup("", 6, {"block-udp-4500": 6}, {"inconclusive": 6}).sentence()
         '6 behind block-udp-4500 (6 inconclusive)'
+        >>> BreakGroup("", 3, {"open": 2, "nat": 1}, {"fail": 1, "inconclusive": 2}).sentence()
+        '3 (2 on the open network, 1 behind nat; 2 inconclusive)'
         """
+        others = ", ".join(f"{m} {state}" for state, m in self.states.items() if state != "fail")
         if len(self.conditions) == 1:
-            text = f"{self.n} {where(next(iter(self.conditions)))}"
+            text = f"{self.n} {where(next(iter(self.conditions)))}" + (f" ({others})" if others else "")
         else:
-            text = f"{self.n} ({', '.join(f'{m} {where(c)}' for c, m in self.conditions.items())})"
-        others = [f"{m} {state}" for state, m in self.states.items() if state != "fail"]
-        if others:
-            text += f" ({', '.join(others)})"
+            places = ", ".join(f"{m} {where(c)}" for c, m in self.conditions.items())
+            text = f"{self.n} ({places}{'; ' + others if others else ''})"
         if self.fix is None:
             return text + ", ended without a verdict"
         return text + (f", fix: {self.fix.rstrip('.')}" if self.fix else "")
@@ -206,27 +208,29 @@ class Comparison:
                   for fix, cs in by_fix.items()]
         return sorted(groups, key=lambda g: (-g.n, g.fix or ""))
 
-    def headline(self) -> str:
-        """The change in one sentence (or a few), broken cells first."""
+    def headline_parts(self) -> tuple[str, list[str], str]:
+        """The headline as (lead, one phrase per group of broken cells, the rest): pages list the groups."""
         breaks = self.of("breaks")
         counts = self.counts()
         if breaks:
-            parts = [g.sentence() for g in self.break_groups()]
-            text = f"candidate ({self.cand_label}) breaks {plural(len(breaks), 'cell')}: {'; '.join(parts)}"
+            lead = f"candidate ({self.cand_label}) breaks {plural(len(breaks), 'cell')}"
         else:
-            text = f"candidate ({self.cand_label}) breaks nothing that passed in the baseline ({self.base_label})"
+            lead = f"candidate ({self.cand_label}) breaks nothing that passed in the baseline ({self.base_label})"
         more = [f"{verb} {plural(counts[kind], 'cell')}" for kind, verb in
                 (("fixes", "fixes"), ("no-longer-tested", "no longer tests"), ("newly-applicable", "newly tests"))
                 if counts[kind]]
-        if more:
-            text += "; it " + ", ".join(more)
-        text += "."
+        rest = [f"It {', '.join(more)}."] if more else []
         for label, run, missing in (("baseline", self.base, sum(1 for c in self.cells if c.base is None)),
                                     ("candidate", self.cand, sum(1 for c in self.cells if c.cand is None))):
             if missing or run.data.get("interrupted"):
                 why = f" (interrupted by {run.data['interrupted']})" if run.data.get("interrupted") else ""
-                text += f" The {label} run is incomplete{why}: {plural(missing, 'planned cell')} not run."
-        return text
+                rest.append(f"The {label} run is incomplete{why}: {plural(missing, 'planned cell')} not run.")
+        return lead, [g.sentence() for g in self.break_groups()], " ".join(rest)
+
+    def headline(self) -> str:
+        """The change in a sentence (or a few), broken cells first."""
+        lead, groups, rest = self.headline_parts()
+        return lead + (": " + "; ".join(groups) if groups else "") + "." + (" " + rest if rest else "")
 
     def to_json(self) -> dict[str, Any]:
         def side(cell: CellRecord | None) -> dict[str, Any] | None:
@@ -378,7 +382,8 @@ def render_terminal(cmp: Comparison) -> str:
     for r in reqs:
         lines.append(f"{r.id:<{width}}  {r.level:<6}  {r.base_state:<14} {r.cand_state:<14} "
                      + " ".join(f"{r.counts[k]:>{len(label)}}" for k, label in cols))
-    lines += ["", cmp.headline(), ""]
+    lead, groups, rest = cmp.headline_parts()
+    lines += ["", lead + (":" if groups else "."), *(f"  - {g}" for g in groups), *([rest] if rest else []), ""]
     code = exit_code(cmp)
     lines.append(f"exit {code}: " + ("the candidate breaks cells that passed in the baseline" if code
                                      else "the candidate breaks nothing that passed in the baseline"))
@@ -386,13 +391,15 @@ def render_terminal(cmp: Comparison) -> str:
 
 
 def _report_link(run: RunResults, out_dir: Path | None, anchor: str = "") -> str | None:
-    """Where this run's report.html is, relative to the compare page when both are on one tree."""
-    report = run.run_dir / "report.html"
-    if not report.is_file():
-        return None
-    target = report.resolve()
-    href = os.path.relpath(target, out_dir.resolve()) if out_dir is not None else target.as_uri()
-    return href + (f"#{anchor}" if anchor else "")
+    """Where this run's report is, relative to the compare page when both are on one tree. Cell
+    anchors are report.html's; a run folder with only pytest-html's page gets a link without one."""
+    for name in REPORT_PAGES:
+        report = run.run_dir / name
+        if report.is_file():
+            target = report.resolve()
+            href = os.path.relpath(target, out_dir.resolve()) if out_dir is not None else target.as_uri()
+            return href + (f"#{anchor}" if anchor and name == REPORT_PAGES[0] else "")
+    return None
 
 
 def _side_html(cell: CellRecord | None, run: RunResults, out_dir: Path | None) -> str:
@@ -438,7 +445,10 @@ def render_html(cmp: Comparison, *, out_dir: Path | None = None) -> str:
         name = f"<a href='{html.esc(link)}'>{html.esc(run.run_id)}</a>" if link else html.esc(run.run_id)
         sides.append([html.esc(label), name, html.esc(run.variant), html.esc(run.data.get("inventory")),
                       html.esc(run.started), "complete" if run.complete else "<b>incomplete</b>"])
-    body = [f"<p id='headline'><b>{html.esc(cmp.headline())}</b></p>",
+    lead, groups, rest = cmp.headline_parts()
+    items = "".join(f"<li>{html.esc(g)}</li>" for g in groups)
+    body = [f"<div id='headline'><p><b>{html.esc(lead)}{':' if groups else '.'}</b></p>"
+            f"{f'<ul>{items}</ul>' if groups else ''}{f'<p>{html.esc(rest)}</p>' if rest else ''}</div>",
             html.table(["side", "run", "variant", "inventory", "started", ""], sides),
             html.table(["change", "cells"], [[html.esc(CLASSES[k]), str(n)] for k, n in counts.items()]),
             "<h2>Requirements</h2>",
