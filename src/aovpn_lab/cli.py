@@ -66,20 +66,42 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
     return 0 if st["up"] else 1
 
 
+def _provision_variant(args: argparse.Namespace, name: str) -> None:
+    """Embedded lab: bring it up as gateway variant `name` unless it already is."""
+    from . import variants
+    from .lab import lifecycle
+    inv = _inventory(args)
+    spec = lifecycle.spec_of(inv)
+    if variants.provisioned(spec.state_dir).name != variants.get(name).name or not lifecycle.status(inv)["up"]:
+        print(f"aovpn-lab: provisioning gateway variant {name}", file=sys.stderr)
+        lifecycle.up(inv, quiet=True, variant=name)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .report import run as report_run
     if args.variant:
-        from . import variants
-        from .lab import lifecycle
-        inv = _inventory(args)
-        spec = lifecycle.spec_of(inv)
-        if variants.provisioned(spec.state_dir).name != variants.get(args.variant).name \
-                or not lifecycle.status(inv)["up"]:
-            print(f"aovpn-lab: provisioning gateway variant {args.variant}", file=sys.stderr)
-            lifecycle.up(inv, quiet=True, variant=args.variant)
+        _provision_variant(args, args.variant)
     return report_run.run_suite(inventory=args.inventory, prefix=args.prefix, select=args.k,
                                 reports_dir=Path(args.reports), extra=args.pytest_args, vault=_vault(args),
                                 reruns=args.rerun_failures)
+
+
+def run_compare_side(args: argparse.Namespace, kind: str, value: str) -> Path:
+    """A side of `compare` to run now: a gateway variant of the embedded lab, or an inventory."""
+    from .report import run as report_run
+    if kind == "variant":
+        _provision_variant(args, value)
+        inventory = args.inventory
+    else:
+        inventory = value
+    reports = Path(args.reports)
+    import contextlib
+    with contextlib.redirect_stdout(sys.stderr):  # stdout is the comparison's (--json)
+        code = report_run.run_suite(inventory=str(inventory), prefix=args.prefix if kind == "variant" else None,
+                                    select=args.k, reports_dir=reports, vault=_vault(args))
+    if code == 2:
+        raise AovpnError(f"the run for {kind} '{value}' did not finish", hint=f"see {reports / 'latest'}")
+    return (reports / "latest").resolve()
 
 
 def cmd_probe_ikev2(args: argparse.Namespace) -> int:
@@ -179,8 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .balancer.vendors import command as lb_command
     lb_command.register(sub)
     from .report import command as report_command
-    from .report import certify_command
+    from .report import certify_command, compare_command
     report_command.register(sub)
+    compare_command.register(sub, run_now=run_compare_side)
     certify_command.register(sub)
     return p
 

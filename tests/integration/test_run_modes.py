@@ -4,6 +4,7 @@ a flaky cell), the pre-change comparison of the same two runs, and a run stopped
 (what a CI time-out sends) that still leaves the whole report."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -84,3 +85,29 @@ def test_sigterm_mid_run_leaves_the_whole_report_of_the_cells_done(lab, tmp_path
     page = (tmp_path / "latest" / "report.html").read_text()
     assert "SIGTERM" in page and all(c.anchor in page for c in run.cells)
     assert (tmp_path / "history.html").is_file() and (tmp_path / "latest" / "summary.png").is_file()
+
+
+def test_the_nightly_runs_compared_show_the_same_breaks_side_by_side(nightly, tmp_path):
+    _, _, (before, after) = nightly
+    r = aovpn("compare", str(before.run_dir), str(after.run_dir), "--out", str(tmp_path))
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
+    page = (tmp_path / "compare.html").read_text()
+    assert "id='breaks'" in page or 'id="breaks"' in page
+    for cell in BROKEN:
+        assert cell in r.stdout and cell in page
+
+
+def test_compare_of_the_default_and_rras_defaults_variants_run_now_exits_1_and_lists_exactly_the_broken_cells(
+        lab, tmp_path):
+    try:
+        r = aovpn("compare", "default", "rras-defaults", "-k", CELLS, "--reports", str(tmp_path / "runs"),
+                  "--out", str(tmp_path / "cmp"), "--json", timeout=900)
+    finally:
+        back = aovpn("lab", "up", "--quiet", "--variant", "default")
+        assert back.returncode == 0, back.stderr[-2000:]
+    assert r.returncode == 1, r.stderr[-3000:]
+    data = json.loads(r.stdout)
+    assert data["baseline"]["variant"] == "default" and data["candidate"]["variant"] == "rras-defaults"
+    assert {c["id"] for c in data["cells"] if c["change"] == "breaks"} == BROKEN
+    # both sides ran the same matrix, and nothing else changed class
+    assert data["counts"]["breaks"] == len(BROKEN) and data["counts"]["fixes"] == 0

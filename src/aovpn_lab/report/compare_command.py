@@ -56,6 +56,10 @@ def register(subparsers: Any, *, run_now: SideRunner | None = None) -> None:
     p.add_argument("--out", metavar="DIR",
                    help="where compare.html and compare.json go (default: reports/compare-BASE-vs-CAND)")
     p.add_argument("--json", action="store_true", help="print compare.json instead of the summary")
+    p.add_argument("--reports", default=str(paths.REPORTS), metavar="DIR",
+                   help="where a side run now goes (default: %(default)s)")
+    p.add_argument("-k", help="a side run now runs only the cells matching this pytest -k expression (both sides "
+                              "alike, so that they plan the same matrix)")
     p.set_defaults(func=functools.partial(run, run_now=run_now or _cannot_run))
 
 
