@@ -33,6 +33,7 @@ table.grid th,table.grid td{border:1px solid #ddd} table.grid tr:nth-child(even)
 .muted{color:#666} .small{font-size:88%} pre{white-space:pre-wrap;margin:0}
 details>summary{cursor:pointer} .evidence{margin:.3em 0 1em 1em}
 .picture svg{max-width:100%;height:auto} nav a{margin-right:1em}
+.picture svg text{pointer-events:none} /* a glyph on a matrix square must not catch the click meant for its link */
 @media print{nav{display:none} details{display:block} details>summary{list-style:none}}
 """
 
