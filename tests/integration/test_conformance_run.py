@@ -56,10 +56,13 @@ def test_the_first_cell_carries_its_evidence(run):
 
 def test_the_html_report_and_junit_carry_the_verdicts(run):
     _, latest = run
-    html = (latest / "report.html").read_text()
-    assert "aovpn-lab conformance report" in html
-    for needle in ("Verdict", "Expected", "Observed", "Reason", "AOVPN-IKE-CRYPTO-001", "13868", "udp-500-blocked",
+    report = (latest / "report.html").read_text()
+    for needle in ("id='summary'", "<svg", "id='requirements'", "AOVPN-IKE-CRYPTO-001", "13868", "udp-500-blocked",
                    "not-applicable", "IPsec data path (strongSwan kernel-libipsec) always encapsulates ESP"):
+        assert needle in report
+    html = (latest / "pytest-html.html").read_text()  # pytest-html's own page, with the same verdict columns
+    assert "aovpn-lab conformance report" in html
+    for needle in ("Verdict", "Expected", "Observed", "Reason", "AOVPN-IKE-CRYPTO-001", "udp-500-blocked"):
         assert needle in html
     suite = ET.parse(latest / "junit.xml").getroot().find("testsuite")
     assert int(suite.get("failures")) == 0 and int(suite.get("tests")) >= 15
@@ -89,3 +92,22 @@ def test_a_stopped_sstp_server_behind_a_443_block_is_inconclusive_never_a_pass(l
     finally:
         up = aovpn("lab", "up", "--quiet")
         assert up.returncode == 0, up.stderr[-2000:]
+
+
+def test_the_full_default_run_is_certified_with_a_pdf_and_digests_that_verify(run, tmp_path):
+    import shutil
+    _, latest = run
+    folder = tmp_path / "certified"
+    shutil.copytree(latest.resolve(), folder)
+    r = aovpn("certify", "--run", str(folder), timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.startswith("certified"), r.stdout
+    assert (folder / "certification.pdf").read_bytes()[:5] == b"%PDF-"
+    page = (folder / "certification.html").read_text()
+    manifest = (folder / "manifest.sha256").read_text()
+    assert manifest.splitlines()[0].split("  ")[0] in page  # the digests are printed in the report
+    assert aovpn("certify", "--verify", str(folder)).returncode == 0
+    capture = next(folder.glob("captures/*/*.pcap"))
+    capture.write_bytes(capture.read_bytes() + b"\0")  # evidence changed after certification
+    tampered = aovpn("certify", "--verify", str(folder))
+    assert tampered.returncode == 1 and capture.name in tampered.stdout + tampered.stderr

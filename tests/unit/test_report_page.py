@@ -174,7 +174,7 @@ def test_records_without_a_place_are_placed_by_their_id():
     ([], "not-tested"),
 ])
 def test_requirement_status_is_the_worst_state_of_its_cells(states, status):
-    assert page.requirement_status(states) == status
+    assert runfile.requirement_status(states) == status
 
 
 def requirement_row(text: str, rid: str) -> str:

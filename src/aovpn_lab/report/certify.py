@@ -42,7 +42,7 @@ EVIDENCE_PAGE = "report.html"
 NOT_TESTED = "not-tested"
 ERROR = "error"
 CERTIFIED, NOT_CERTIFIED = "certified", "not certified"
-BLOCKING = (FAIL, INCONCLUSIVE, NOT_TESTED)
+BLOCKING = (FAIL, INCONCLUSIVE, ERROR, NOT_TESTED)
 
 
 @dataclass(frozen=True)
@@ -87,13 +87,7 @@ class Assessment:
 
 
 def status_of(cells: list[runfile.CellRecord]) -> str:
-    states = {c.state for c in cells}
-    if not cells:
-        return NOT_TESTED
-    for status, among in ((FAIL, {FAIL}), (INCONCLUSIVE, {INCONCLUSIVE, ERROR}), (PASS, {PASS})):
-        if states & among:
-            return status
-    return NOT_APPLICABLE
+    return runfile.requirement_status(c.state for c in cells)
 
 
 def assess(results: runfile.RunResults, reqs: Mapping[str, Requirement] | None = None, *,

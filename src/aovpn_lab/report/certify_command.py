@@ -47,6 +47,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                     "vendor, model, software version and configuration digest, every requirement's status, the "
                     "evidence, the environment and the SHA-256 of every evidence file.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # Also after the subcommand, as `certify --inventory VENDOR_INVENTORY` reads; the global one otherwise.
+    p.add_argument("--inventory", "-i", default=argparse.SUPPRESS,
+                   help="the vendor target's Ansible inventory (default: the global --inventory, the embedded lab)")
     p.add_argument("--reports", default=str(paths.REPORTS), help="reports folder (default: %(default)s)")
     p.add_argument("-k", help="only cells matching this pytest -k expression (such a run is never certified)")
     what = p.add_mutually_exclusive_group()
@@ -76,9 +79,12 @@ def certify(args: argparse.Namespace) -> int:
     else:
         from . import run as report_run
         reports = Path(args.reports)
-        report_run.run_suite(inventory=args.inventory, prefix=getattr(args, "prefix", None), select=args.k,
-                             reports_dir=reports, extra=getattr(args, "pytest_args", None), vault=vault)
+        code = report_run.run_suite(inventory=args.inventory, prefix=getattr(args, "prefix", None), select=args.k,
+                                    reports_dir=reports, extra=getattr(args, "pytest_args", None), vault=vault)
         run_dir = reports / "latest"
+        if code == 2:  # the run itself broke: there is nothing to certify, and that is not the target's fault
+            print(f"aovpn-lab: the run did not finish; no certification written (see {run_dir})", file=sys.stderr)
+            return 2
     result = write_certification(run_dir, inv)
     for label, path in (("report", result.html), ("pdf", result.pdf), ("manifest", result.manifest)):
         print(f"aovpn-lab: certification {label} {path}", file=sys.stderr)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import html
-from .runfile import CellRecord, ResultsFormatError, RunResults, load
+from .runfile import CellRecord, ResultsFormatError, RunResults, load, requirement_status
 
 PASS, NA, ERROR = "pass", "not-applicable", "error"
 FAILING = ("fail", "inconclusive", ERROR)
@@ -100,18 +100,7 @@ def state_of(cell: CellRecord | None) -> str:
     return cell.state if cell is not None else "not run"
 
 
-def requirement_state(states: list[str]) -> str:
-    """One side's standing on a requirement from the states of its cells: the worst one wins.
-
-    >>> requirement_state(["pass", "fail", "inconclusive"]), requirement_state(["not-applicable", "pass"])
-    ('fail', 'pass')
-    >>> requirement_state(["not-applicable"]), requirement_state([])
-    ('not-applicable', 'not-tested')
-    """
-    for state in ("fail", ERROR, "inconclusive", PASS, NA):
-        if state in states:
-            return state
-    return "not-tested"
+requirement_state = requirement_status  # the one rule (report/runfile.py)
 
 
 @dataclass(frozen=True)

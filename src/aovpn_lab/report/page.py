@@ -43,21 +43,6 @@ OPEN_TARGET = ("<script>(function(){function show(){var id=decodeURIComponent(lo
                "window.addEventListener('load',show);})();</script>")
 
 
-def requirement_status(states: Iterable[str]) -> str:
-    """A requirement's status from the states of the cells that cite it.
-
-    >>> requirement_status(["pass", "inconclusive", "fail"]), requirement_status(["error", "pass"])
-    ('fail', 'error')
-    >>> requirement_status(["not-applicable", "pass"]), requirement_status(["not-applicable"]), requirement_status([])
-    ('pass', 'not-applicable', 'not-tested')
-    """
-    states = set(states)
-    for worst in ("fail", "inconclusive", ERROR, "pass", "not-applicable"):
-        if worst in states:
-            return worst
-    return NOT_TESTED
-
-
 def render(results: RunResults, *, sections: Sequence[tuple[str, str]] = ()) -> str:
     cells = matrixview.every_cell(results)
     extra = [(f"section-{i}", title, body) for i, (title, body) in enumerate(sections, 1)]
@@ -148,7 +133,7 @@ def _requirements(cells: Sequence[CellRecord]) -> str:
     for rid in [*catalogue, *(r for r in cited if r not in catalogue)]:
         req = catalogue.get(rid)
         mine = cited.get(rid, [])
-        status = requirement_status(c.state for c in mine)
+        status = runfile.requirement_status(c.state for c in mine)
         first = next((c for c in mine if c.state == status), None)
         name = f"<a href='#{first.anchor}'>{esc(rid)}</a>" if first else esc(rid)
         name = _nowrap(name)

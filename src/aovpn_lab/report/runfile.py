@@ -51,6 +51,26 @@ class ResultsFormatError(AovpnError):
     """A results file this version cannot read: names the file and what differs."""
 
 
+NOT_TESTED = "not-tested"  # a requirement no cell of the run cites
+
+
+def requirement_status(states) -> str:
+    """A requirement's status from the states of the cells that cite it: the worst wins
+    (fail, then inconclusive, then error, then pass, then not-applicable); no cell: not-tested.
+    Every page (report, compare, certification) judges a requirement by this one rule.
+
+    >>> requirement_status(["pass", "inconclusive", "fail"]), requirement_status(["error", "pass"])
+    ('fail', 'error')
+    >>> requirement_status(["not-applicable", "pass"]), requirement_status(["not-applicable"]), requirement_status([])
+    ('pass', 'not-applicable', 'not-tested')
+    """
+    states = set(states)
+    for worst in ("fail", "inconclusive", "error", "pass", "not-applicable"):
+        if worst in states:
+            return worst
+    return NOT_TESTED
+
+
 def matrix_digest(nodeids: list[str]) -> str:
     """The identity of a matrix: two runs of the same matrix plan the same cells."""
     return hashlib.sha256("\n".join(sorted(nodeids)).encode()).hexdigest()
