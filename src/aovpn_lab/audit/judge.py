@@ -304,9 +304,10 @@ class _Judge:
                    "-Value 1 -Force; Restart-Computer")
             slug = re.sub(r"[^a-z0-9.]+", "-", str(proto).lower())
             if values is None or values.get("Enabled", "") == "":
-                self.add(f"schannel-{slug}-enabled", rid, f"{proto} not disabled (no Enabled value under "
-                         f"{proto}\\Server: the build's default applies, and Windows Server 2022 and earlier enable "
-                         "TLS 1.0 and 1.1)", f"{proto} Server Enabled 0", fix, source=name)
+                note = " (TLS 1.0 and 1.1 are on by default up to Windows Server 2022)" if "TLS 1.0" in proto \
+                    or "TLS 1.1" in proto else ""
+                self.add(f"schannel-{slug}-enabled", rid, f"{proto} not disabled: no Enabled value under {proto}\\Server, "
+                         f"so the build's default applies{note}", f"{proto} Server Enabled 0", fix, source=name)
             elif values.get("Enabled") != "0":
                 self.add(f"schannel-{slug}-enabled", rid, f"{proto} Server Enabled {values.get('Enabled')}",
                          f"{proto} Server Enabled 0", fix, source=name)

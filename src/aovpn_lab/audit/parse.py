@@ -37,16 +37,18 @@ class ParseError(ValueError):
 
 
 def format_list(text: str) -> list[dict[str, str]]:
-    """Blocks of ``Name : Value``; a name seen twice in a row starts a new block too."""
+    """Blocks of ``Name : Value``; a name seen twice in a row starts a new block too.
+    An indented line continues the last value, even past a blank line (an X509
+    certificate's text has one between [Subject] and [Issuer])."""
     blocks: list[dict[str, str]] = []
     current: dict[str, str] = {}
-    last: str | None = None
+    target: tuple[dict[str, str], str] | None = None
     for raw in text.replace("\r\n", "\n").split("\n"):
         line = raw.rstrip()
         if not line.strip():
             if current:
                 blocks.append(current)
-            current, last = {}, None
+            current = {}
             continue
         m = _FL_LINE.match(line)
         if m and not line[0].isspace():
@@ -55,9 +57,12 @@ def format_list(text: str) -> list[dict[str, str]]:
                 blocks.append(current)
                 current = {}
             current[name] = value
-            last = name
-        elif line[0].isspace() and last is not None:
-            current[last] = f"{current[last]} {line.strip()}".strip()
+            target = (current, name)
+        elif line[0].isspace() and target is not None:
+            block, name = target
+            if not current and blocks and blocks[-1] is block:
+                current = blocks.pop()   # the blank line was inside the value, not between objects
+            block[name] = f"{block[name]} {line.strip()}".strip()
         else:
             raise ParseError(f"not a 'Name : Value' line: {line.strip()!r}")
     if current:
