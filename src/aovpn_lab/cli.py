@@ -6,6 +6,7 @@
     aovpn-lab report rebuild DIR
     aovpn-lab compare BASELINE CANDIDATE
     aovpn-lab certify --inventory PATH | --verify DIR
+    aovpn-lab audit [--inventory PATH] [--host NAME] [--from DIR] [--json]
     aovpn-lab probe ikev2 --gateway ADDR --remote-id ID --ca CA.pem --cert C.pem --key K.pem
     aovpn-lab certs inspect FILE...
     aovpn-lab diagnose --client CLIENT.pcap --server SERVER.pcap
@@ -205,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     report_command.register(sub)
     compare_command.register(sub, run_now=run_compare_side)
     certify_command.register(sub)
+    from .audit import command as audit_command
+    audit_command.register(sub)
     return p
 
 
