@@ -37,7 +37,7 @@ WEAK_DEFAULTS = {
     "firewall-udp-4500-closed": ("fail", "AOVPN-IKE-PORT-001", "-LocalPort 4500"),
     "auth-UserAuthProtocolAccepted": ("fail", "AOVPN-CERT-001", "Set-VpnAuthProtocol -UserAuthProtocolAccepted EAP"),
     "auth-CertificateEKUsToAccept": ("fail", "AOVPN-CERT-001", "-CertificateEKUsToAccept 1.3.6.1.5.5.7.3.2"),
-    "nps-policy-missing-aovpn-user-tunnel": ("fail", "AOVPN-IKE-CONN-001", "netsh nps add np"),
+    "nps-policy-missing-aovpn-user-tunnel": ("fail", "AOVPN-NPS-001", "netsh nps add np"),
 }
 
 
