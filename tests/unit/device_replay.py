@@ -96,12 +96,12 @@ class Replay(Channel):
         if nxt and nxt.command == SECRET:
             self.position += 1
             self.pending += "\n" + nxt.output
-            self.prompt = nxt.output.splitlines()[-1]
+            self.prompt = _prompt_of(nxt.output)
         elif nxt and line.strip() == nxt.command:
             self.position += 1
             self.sent.append(nxt.command)
             self.pending += line + "\n" + nxt.output
-            self.prompt = nxt.output.splitlines()[-1]
+            self.prompt = _prompt_of(nxt.output)
         elif not line.strip() and line == "":
             self.pending += "\n" + self.prompt
         elif line.strip() in ("exit", "quit", "logout", "end") and nxt is None:
@@ -115,6 +115,14 @@ class Replay(Channel):
     def read_channel(self) -> str:
         out, self.pending = self.pending, ""
         return out
+
+
+def _prompt_of(output: str) -> str:
+    """What the device prints again for a bare Enter: its prompt, with the Junos/PAN-OS '[edit]' line above it."""
+    lines = output.splitlines()
+    if len(lines) > 1 and re.match(r"^\[edit.*\]$", lines[-2]):
+        return lines[-2] + "\n" + lines[-1]
+    return lines[-1]
 
 
 def connector(replay: Replay):

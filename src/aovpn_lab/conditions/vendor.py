@@ -145,6 +145,9 @@ class VendorDriver(ConditionDriver):
     def config_mode_args(self) -> dict[str, Any]:
         return {}
 
+    def leave_config(self, conn: Any) -> None:
+        conn.exit_config_mode()
+
     def commit(self, conn: Any) -> None:
         conn.commit()
 
@@ -153,7 +156,7 @@ class VendorDriver(ConditionDriver):
 
     def _device_line(self, exc: Exception) -> str:
         text = str(exc)
-        m = re.search(r"matched error: (.*)", text)
+        m = re.search(r"matched error: (.*)", text, flags=re.S)
         if m:
             return m.group(1).strip()
         m = re.search(self.error_pattern, text, flags=re.M) if self.error_pattern else None
@@ -164,6 +167,7 @@ class VendorDriver(ConditionDriver):
 
     def _rejected(self, step: int, cmd: str, commands: list[str], said: str) -> None:
         conn = self._session()
+        said = " ".join(said.split())           # one line, even where the device explains on the next
         not_sent = commands[step:]
         if self.candidate:
             try:
@@ -175,7 +179,7 @@ class VendorDriver(ConditionDriver):
             self.changed = []
         else:
             try:
-                conn.exit_config_mode()
+                self.leave_config(conn)
             except Exception:
                 pass
             applied = str(self.changed)
