@@ -80,9 +80,15 @@ def interfaces_of(host: Host, side: str | None = None) -> list[str]:
 
 
 def driver_class(name: str) -> type[ConditionDriver]:
+    from .checkpoint_gaia import CheckpointGaiaDriver
     from .cisco_asa import CiscoAsaDriver
+    from .fortinet import FortinetDriver
+    from .juniper_junos import JuniperJunosDriver
     from .linux_nft import LinuxNftDriver
-    drivers: dict[str, type[ConditionDriver]] = {"linux_nft": LinuxNftDriver, "cisco_asa": CiscoAsaDriver}
+    from .paloalto_panos import PaloAltoPanosDriver
+    drivers: dict[str, type[ConditionDriver]] = {
+        "linux_nft": LinuxNftDriver, "cisco_asa": CiscoAsaDriver, "paloalto_panos": PaloAltoPanosDriver,
+        "juniper_junos": JuniperJunosDriver, "checkpoint_gaia": CheckpointGaiaDriver, "fortinet": FortinetDriver}
     if name not in drivers:
         raise InventoryError(f"unknown condition_driver '{name}'", hint=f"use one of {', '.join(drivers)}")
     return drivers[name]
@@ -94,5 +100,6 @@ def edge_device(inventory: Inventory, host_name: str | None = None) -> Condition
     if not name:
         raise InventoryError(f"{host.where('condition_driver') if 'condition_driver' in host.origin else inventory.path}: "
                              f"host '{host.name}': missing condition_driver",
-                             hint="set condition_driver: linux_nft (or cisco_asa) in its host_vars")
+                             hint="set condition_driver: linux_nft (or cisco_asa, paloalto_panos, juniper_junos, "
+                                  "checkpoint_gaia, fortinet) in its host_vars")
     return driver_class(name)(inventory, host)

@@ -19,6 +19,7 @@ from ..ssh import target_of
 from ..tool import error_line
 from .base import ConditionDriver, interfaces_of
 from .model import DROP_COUNTERS, Condition
+from .rules import EffectiveRules, FragmentPolicy, PortRule
 
 TABLE = "inet aovpn_edge"
 NAT_CHAIN = "ip aovpn_edge_nat postrouting"
@@ -134,3 +135,52 @@ class LinuxNftDriver(ConditionDriver):
             if c:
                 result[c["name"]] = int(c.get("packets", 0))
         return result
+
+    def effective_rules(self) -> EffectiveRules:
+        """What the edge's nftables table enforces now (`nft -j list ruleset`, parsed as JSON)."""
+        out = self.send(["nft -j list ruleset"])
+        try:
+            data = json.loads(out[out.index("{"):])
+        except ValueError:
+            raise TargetError(f"edge {self.host.name}: `nft -j list ruleset` printed no JSON: "
+                              f"{error_line(out, '', 0)}") from None
+        return ruleset_rules(data)
+
+
+def ruleset_rules(data: dict) -> EffectiveRules:
+    """Drop/accept rules and fragment drops of the aovpn_edge table in `nft -j list ruleset` JSON.
+
+    >>> rule = {"rule": {"family": "inet", "table": "aovpn_edge", "chain": "forward_filter", "expr": [
+    ...     {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 500}},
+    ...     {"drop": None}]}}
+    >>> [str(r) for r in ruleset_rules({"nftables": [rule]}).rules]
+    ['deny udp 500']
+    """
+    rules, frags = [], []
+    for item in data.get("nftables", []):
+        rule = item.get("rule")
+        if not rule or rule.get("table") != "aovpn_edge":
+            continue
+        exprs = rule.get("expr", [])
+        verdict = next((k for e in exprs for k in e if k in ("drop", "accept", "reject")), None)
+        if verdict is None:
+            continue
+        action = "allow" if verdict == "accept" else "deny"
+        proto, port, fragment = "any", None, False
+        for e in exprs:
+            m = e.get("match")
+            if not m:
+                continue
+            left, right = m.get("left", {}), m.get("right")
+            if isinstance(left, dict) and "payload" in left and left["payload"].get("field") == "dport":
+                proto, port = left["payload"].get("protocol", "any"), right if isinstance(right, int) else None
+            elif isinstance(left, dict) and left.get("meta", {}).get("key") == "l4proto" and right in ("esp", 50):
+                proto = "esp"
+            elif isinstance(left, dict) and "&" in left and any(
+                    isinstance(x, dict) and x.get("payload", {}).get("field") == "frag-off" for x in left["&"]):
+                fragment = True
+        if fragment:
+            frags.append(FragmentPolicy(action == "deny", rule.get("chain", "")))
+        elif proto in ("udp", "tcp", "esp"):
+            rules.append(PortRule(action, proto, port, rule.get("chain", "")))
+    return EffectiveRules(tuple(rules), tuple(frags))
