@@ -12,8 +12,9 @@ DEBIAN_PACKAGES=(
   strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
   softether-vpnserver freeradius binutils ocserv openconnect
   nginx-light libnginx-mod-stream haproxy
-  # the reports' PDF and screenshots, and the browser test of the pages (driven by Playwright)
-  chromium fonts-dejavu-core
+  # the reports' PDF and screenshots, and the browser test of the pages (driven by Playwright,
+  # whose bundled driver needs libatomic1)
+  chromium fonts-dejavu-core libatomic1
 )
 
 missing=()

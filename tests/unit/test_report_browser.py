@@ -85,3 +85,24 @@ def test_a_missing_page_is_named(chromium, tmp_path: Path):
     with pytest.raises(BrowserError) as exc:
         chromium.pdf(tmp_path / "absent.html", tmp_path / "a.pdf")
     assert "absent.html: no such page to render" in str(exc.value)
+
+
+def test_a_driver_that_dies_at_start_is_one_line_with_the_fix_and_a_run_still_gets_its_pages(
+        summary_page: Path, tmp_path: Path, monkeypatch):
+    """What a machine without libatomic1 does: Playwright's own node exits before it speaks."""
+    import playwright.sync_api
+
+    class Dead:
+        def start(self):
+            raise Exception("Connection closed while reading from the driver")
+    monkeypatch.setattr(playwright.sync_api, "sync_playwright", lambda: Dead())
+    with pytest.raises(BrowserError) as err:
+        browser.screenshot(summary_page, tmp_path / "s.png")
+    assert "driver did not start" in str(err.value) and "libatomic1" in str(err.value)
+    from aovpn_lab.report import runfile
+    from aovpn_lab.report.pages import build_run_pages
+    run = tmp_path / "run"
+    runfile.write(run / "results.json", {"tool": "aovpn-lab", "schema": 2, "run_id": "r", "cells": []})
+    written = build_run_pages(run, history_dir=tmp_path)
+    assert (run / "report.html").is_file() and not (run / "summary.png").exists()
+    assert run / "report.html" in written

@@ -121,7 +121,12 @@ class _Driver:
     def acquire(cls):
         if cls._playwright is None:
             from playwright.sync_api import sync_playwright
-            cls._playwright = sync_playwright().start()
+            try:
+                cls._playwright = sync_playwright().start()
+            except Exception as exc:  # the driver process (Playwright's own node) died at start: no type of its own
+                raise BrowserError(f"Playwright's driver did not start: {_first_line(exc)}",
+                                   hint="make setup (it installs Debian's chromium and libatomic1, which "
+                                        "Playwright's driver needs)") from None
         cls._users += 1
         return cls._playwright
 
