@@ -131,3 +131,17 @@ def test_an_unsupported_condition_is_refused_before_any_command_is_sent(tmp_path
         driver.apply(Condition.parse(condition))
     assert says in str(exc.value) and "\n" not in str(exc.value)
     assert played_exactly(replay) and driver.current is None
+
+
+def test_a_fortigate_with_vdoms_refuses_the_first_command_and_the_fix_says_why(tmp_path):
+    inv = inventory.load(edge_inventory(tmp_path, "fortinet", "port2", "port1"))
+    replay = Replay.of("fortinet", "login-vdoms", "reject-vdoms", "logout-vdoms", prompt=PROMPTS["fortinet"])
+    driver = edge_device(inv, "fw")
+    driver.connector = connector(replay)
+    with driver, pytest.raises(DeviceRejected) as exc:
+        driver.apply(Condition.parse("block-udp-500"))
+    msg = str(exc.value)
+    assert played_exactly(replay) and "abort" not in replay.sent        # nothing was open to abort
+    assert "rejected step 1 `config firewall service custom`: command parse error before 'firewall' " \
+           "Command fail. Return code -61; applied: [];" in msg
+    assert "fix: this FortiGate has VDOMs enabled" in msg
