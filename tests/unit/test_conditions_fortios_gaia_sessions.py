@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from device_replay import Replay, connector, edge_inventory
+from device_replay import Replay, connector, edge_inventory, forbid_connections
 
 from aovpn_lab import inventory
 from aovpn_lab.conditions.base import edge_device
@@ -15,6 +15,11 @@ PROMPTS = {"fortinet": r"^FGT-edge (?:\([^)]*\) )?# ?", "checkpoint_gaia": r"^gw
 # netmiko puts FortiOS console output back to 'more' when it disconnects; Gaia needs nothing recorded.
 CLOSING = {"fortinet": ("logout",), "checkpoint_gaia": ()}
 EVERY_BLOCK = "block-udp-500+block-udp-4500+block-esp+block-tcp-443+mtu:1280"
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    forbid_connections(monkeypatch)
 
 
 def device_on(tmp_path, vendor: str, *recordings: str, inside: str = "", outside: str = ""):
@@ -145,3 +150,9 @@ def test_a_fortigate_with_vdoms_refuses_the_first_command_and_the_fix_says_why(t
     assert "rejected step 1 `config firewall service custom`: command parse error before 'firewall' " \
            "Command fail. Return code -61; applied: [];" in msg
     assert "fix: this FortiGate has VDOMs enabled" in msg
+
+
+def test_a_driver_without_a_replay_cannot_reach_a_real_device(tmp_path):
+    driver = edge_device(inventory.load(edge_inventory(tmp_path, "fortinet", "port2", "port1")), "fw")
+    with pytest.raises(AovpnError, match="a test tried a real SSH connection"):
+        driver.open()
