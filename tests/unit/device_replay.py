@@ -139,6 +139,16 @@ def connector(replay: Replay):
     return connect
 
 
+def forbid_connections(monkeypatch) -> None:
+    """Make any real SSH connection fail loudly: a driver whose connector was not replaced must not reach out."""
+    import paramiko
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test tried a real SSH connection; give the driver a replay connector")
+    monkeypatch.setattr(paramiko.SSHClient, "connect", refuse)
+    monkeypatch.setattr("aovpn_lab.conditions.vendor._connect", refuse)
+
+
 def edge_inventory(tmp_path: Path, driver: str, inside: str, outside: str, **extra) -> Path:
     """A one-edge inventory file for `driver` (documentation addresses, no password)."""
     import yaml

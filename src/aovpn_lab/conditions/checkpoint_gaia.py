@@ -33,7 +33,12 @@ class CheckpointGaiaDriver(VendorDriver):
         "block-tcp-443": POLICY_ONLY,
         "nat": "NAT rules are part of the policy on the Management Server (SmartConsole > NAT)",
     }
-    fixes = ((r"interface", "set condition_interfaces to the gateway's interface names (show interfaces)"),)
+    fixes = (
+        # Gaia gives its configuration lock to one administrator at a time; taking it is a person's call.
+        (r"Config lock", "another administrator holds Gaia's configuration lock: wait for them, or run "
+                         "'lock database override' in clish as ansible_user (it takes their write access), then again"),
+        (r"interface", "set condition_interfaces to the gateway's interface names (show interfaces)"),
+    )
 
     def commands(self, condition: Condition) -> list[str]:
         # clish applies each 'set' at once; 'save config' makes it survive a reboot, which a test edge need not.

@@ -5,8 +5,9 @@ Set `condition_driver: fortinet` and `condition_interfaces: {inside: [port2], ou
 AOVPN-COND, a deny from the inside to the outside interface; disabled when no port is
 blocked; FortiOS matches policies in order, so `move` it up once by hand or set
 `condition_policy_before`), the custom services AOVPN-*, and the outside interface's MTU
-(`mtu-override`). FortiOS applies each `end` at once, so a rejection leaves the blocks
-before it in place, and the error lists them.
+(`mtu-override`). FortiOS saves a table entry at `next` and a shell at `end`, so a rejection
+leaves the entries saved before it in place; the driver sends `abort` to discard the entry it
+was in the middle of, and the error lists what was saved.
 
 FortiOS has no switch that drops IP fragments: it reassembles them for inspection, and
 neither firewall policies nor DoS policy anomalies match "is a fragment"; that condition is
@@ -33,14 +34,24 @@ class FortinetDriver(VendorDriver):
     supports = frozenset(SERVICES) | {"open", "mtu"}
     device_type = "fortinet"
     vendor = "FortiOS"
-    # FortiOS CLI: "command parse error before 'x'", "value parse error before 'x'", "Command fail. Return code -N"
-    error_pattern = r"^(?:command parse error|value parse error|Command fail|entry not found).*$"
+    # FortiOS explains a refusal over a few lines ("entry not found in datasource", a blank line,
+    # "value parse error before 'x'", "Command fail. Return code -N"): take them all, so the
+    # message keeps the word the device stumbled on.
+    error_pattern = (r"^(?:command parse error|value parse error|Command fail|entry not found|node_check_object fail)"
+                     r"[^\n]*(?:\n+(?:value parse error|Command fail)[^\n]*)*")
     unsupported = {
         "drop-ip-fragments": "FortiOS has no setting that drops IP fragments (it reassembles them; firewall "
                              "and DoS policies cannot match a fragment); put a Linux or ASA edge in front for "
                              "that condition",
     }
-    fixes = ((r"interface|port", "set condition_interfaces to the FortiGate's interface names (port1, ...)"),)
+    fixes = (
+        (r"command parse error before '(?:firewall|system)'",
+         "this FortiGate has VDOMs enabled (get system status: 'Virtual domain configuration: multiple'), where "
+         "firewall and interface settings sit under config vdom / config global; the driver configures a "
+         "FortiGate without VDOMs (docs/firewalls.md)"),
+        (r"entry not found|node_check_object|interface|port",
+         "set condition_interfaces to the FortiGate's interface names (show system interface: port1, ...)"),
+    )
 
     @property
     def policy_id(self) -> int:
@@ -72,13 +83,29 @@ class FortinetDriver(VendorDriver):
     def config_mode_args(self) -> dict[str, Any]:
         return {}
 
+    def leave_config(self, conn: Any) -> None:
+        """After a refusal: `abort` the shell the session is in; only entries closed by next/end were saved."""
+        depth, saved = 0, 0
+        for i, cmd in enumerate(self.changed, 1):
+            word = cmd.split()[0]
+            if word in ("config", "edit"):
+                depth += 1
+            elif word == "next":
+                depth, saved = depth - 1, i
+            elif word == "end":
+                depth, saved = 0, i
+        self.changed = self.changed[:saved]
+        if depth:
+            conn.send_config_set(["abort"], enter_config_mode=False, exit_config_mode=False, cmd_verify=True)
+
     def effective_rules(self) -> EffectiveRules:
         policy = blocks(self.show(f"show firewall policy {self.policy_id}"))
         services = blocks(self.show("show firewall service custom"))
         iface = blocks(self.show(f"show system interface {self.outside}"))
         rules = []
         for fields in policy.values():
-            if fields.get("action") != ["deny"] or fields.get("status") == ["disable"]:
+            # `show` leaves out settings at their default, and a policy's defaults are action deny, status enable.
+            if fields.get("action", ["deny"]) != ["deny"] or fields.get("status", ["enable"]) != ["enable"]:
                 continue
             where = " ".join(fields.get("srcintf", []))
             for svc in fields.get("service", []):
