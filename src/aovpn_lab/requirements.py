@@ -27,8 +27,12 @@ class Requirement:
     text: str
     source: str
     level: str = "MUST"
+    # 'suite': the conformance cells observe it; 'audit': only a reading of the deployment's
+    # configuration can (aovpn-lab audit), so a run's certification lists it and does not judge it.
+    checked_by: str = "suite"
 
 LEVELS = ("MUST", "SHOULD")
+CHECKED_BY = ("suite", "audit")
 
 
 @lru_cache(maxsize=1)
@@ -41,7 +45,10 @@ def catalogue() -> dict[str, Requirement]:
         level = str(r.get("level", ""))
         if level not in LEVELS:
             raise AovpnError(f"{CATALOGUE}: {rid}: level {level!r} is not one of {', '.join(LEVELS)}")
-        out[rid] = Requirement(rid, " ".join(str(r["text"]).split()), str(r.get("source", "")), level)
+        checked_by = str(r.get("checked_by", "suite"))
+        if checked_by not in CHECKED_BY:
+            raise AovpnError(f"{CATALOGUE}: {rid}: checked_by {checked_by!r} is not one of {', '.join(CHECKED_BY)}")
+        out[rid] = Requirement(rid, " ".join(str(r["text"]).split()), str(r.get("source", "")), level, checked_by)
     return out
 
 

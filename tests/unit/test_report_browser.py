@@ -96,6 +96,9 @@ def test_a_driver_that_dies_at_start_is_one_line_with_the_fix_and_a_run_still_ge
         def start(self):
             raise Exception("Connection closed while reading from the driver")
     monkeypatch.setattr(playwright.sync_api, "sync_playwright", lambda: Dead())
+    # a fresh process: no driver already started by an earlier test
+    monkeypatch.setattr(browser._Driver, "_playwright", None)
+    monkeypatch.setattr(browser._Driver, "_users", 0)
     with pytest.raises(BrowserError) as err:
         browser.screenshot(summary_page, tmp_path / "s.png")
     assert "driver did not start" in str(err.value) and "libatomic1" in str(err.value)

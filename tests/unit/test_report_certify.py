@@ -15,7 +15,7 @@ from aovpn_lab import inventory, paths
 from aovpn_lab.errors import InventoryError
 from aovpn_lab.report import browser, certify, certify_command, manifest, runfile
 from aovpn_lab.report.declaration import NOT_DECLARED, declaration
-from aovpn_lab.requirements import catalogue
+from aovpn_lab.requirements import Requirement, catalogue
 
 needs_chromium = pytest.mark.skipif(not browser.CHROMIUM.exists(), reason=f"no Chromium at {browser.CHROMIUM}")
 GATEWAY = {"protocol": "ikev2", "profile": "aovpn-recommended", "condition": "open", "gateway": "gw1"}
@@ -341,3 +341,13 @@ def test_certify_refuses_a_wrong_certification_block_before_running_anything(tmp
     args = parse("--inventory", str(inventory_file(tmp_path, "model: [a, b]")), "certify")
     with pytest.raises(InventoryError):
         args.func(args)
+
+
+def test_a_must_only_the_audit_can_check_is_listed_and_does_not_block_a_run_certification():
+    suite_must, audit_must = Requirement("R1", "t", "s", "MUST"), Requirement("R9", "t", "s", "MUST", "audit")
+    run = runfile.RunResults.from_data(results([cell("R1", "pass")]), "results.json")
+    a = certify.assess(run, {"R1": suite_must, "R9": audit_must})
+    assert a.certified and "1 more checked on the deployment by aovpn-lab audit" in a.verdict
+    assert [(s.requirement.id, s.status) for s in a.rows] == [("R1", "pass"), ("R9", "not-tested")]
+    # a MUST the suite checks and no cell cited still blocks
+    assert not certify.assess(run, {"R1": suite_must, "R2": Requirement("R2", "t", "s", "MUST")}).certified

@@ -18,7 +18,7 @@ applicable, at least one having passed. A SHOULD that does not pass is a recomme
     >>> cat = {"R1": Requirement("R1", "t", "s", "MUST"), "R2": Requirement("R2", "t", "s", "SHOULD")}
     >>> a = assess(r, cat)
     >>> a.certified, [(s.requirement.id, s.status) for s in a.rows], a.verdict
-    (True, [('R1', 'pass'), ('R2', 'not-tested')], 'certified: meets all MUST requirements (1 of 1 passed)')
+    (True, [('R1', 'pass'), ('R2', 'not-tested')], 'certified: meets all MUST requirements the suite checks (1 of 1 passed)')
 """
 from __future__ import annotations
 
@@ -77,12 +77,14 @@ class Assessment:
 
     @property
     def verdict(self) -> str:
-        musts = [s for s in self.rows if s.requirement.level == "MUST"]
+        musts = [s for s in self.rows if s.requirement.level == "MUST" and s.requirement.checked_by == "suite"]
+        audited = [s for s in self.rows if s.requirement.level == "MUST" and s.requirement.checked_by == "audit"]
         if self.certified:
             passed = sum(1 for s in musts if s.status == PASS)
             na = len(musts) - passed
-            return (f"{CERTIFIED}: meets all MUST requirements ({passed} of {len(musts)} passed"
-                    + (f", {na} not applicable" if na else "") + ")")
+            return (f"{CERTIFIED}: meets all MUST requirements the suite checks ({passed} of {len(musts)} passed"
+                    + (f", {na} not applicable" if na else "")
+                    + (f"; {len(audited)} more checked on the deployment by aovpn-lab audit" if audited else "") + ")")
         return f"{NOT_CERTIFIED}: " + "; ".join(self.blockers)
 
 
@@ -105,7 +107,8 @@ def assess(results: runfile.RunResults, reqs: Mapping[str, Requirement] | None =
     if inventory_sha256 and recorded and recorded != "missing" and recorded != inventory_sha256:
         blockers.append(f"the inventory is not the one the run used (SHA-256 {recorded[:12]}... at the run, "
                         f"{inventory_sha256[:12]}... now)")
-    musts = [s for s in rows if s.requirement.level == "MUST"]
+    # Requirements only a reading of the deployment can check (audit) are listed, not judged here.
+    musts = [s for s in rows if s.requirement.level == "MUST" and s.requirement.checked_by == "suite"]
     unmet = [s for s in musts if s.status in BLOCKING]
     if unmet:
         blockers.append(f"{len(unmet)} MUST requirement(s) not met: "
@@ -114,7 +117,8 @@ def assess(results: runfile.RunResults, reqs: Mapping[str, Requirement] | None =
         blockers.append("no MUST requirement was shown to hold (every one not applicable)")
     elif not musts:
         blockers.append("the catalogue has no MUST requirement")
-    recommendations = tuple(s for s in rows if s.requirement.level != "MUST" and s.status in BLOCKING)
+    recommendations = tuple(s for s in rows if s.requirement.level != "MUST" and s.status in BLOCKING
+                            and s.requirement.checked_by == "suite")
     return Assessment(rows, not blockers, tuple(blockers), recommendations)
 
 
@@ -269,7 +273,10 @@ def _requirements(a: Assessment) -> str:
         r = s.requirement
         rows.append([f"<b>{html.esc(r.id)}</b><div class='small muted'>{html.esc(r.text)}</div>",
                      html.esc(r.level), html.badge(s.status) + _reasons(s), str(len(s.cells)),
-                     _cell_links(s.cells) or "<span class='muted'>no cell of this run cites it</span>"])
+                     _cell_links(s.cells) or ("<span class='muted'>checked on the deployment by "
+                                              "<code>aovpn-lab audit</code>, not by the conformance suite</span>"
+                                              if r.checked_by == "audit" else
+                                              "<span class='muted'>no cell of this run cites it</span>")])
     counts = Counter(s.status for s in a.rows)
     lead = ", ".join(f"{n} {k}" for k, n in counts.items())
     return (f"<p>{len(a.rows)} requirements in the catalogue: {html.esc(lead)}. Evidence links open the "
