@@ -39,11 +39,6 @@ class JuniperJunosDriver(VendorDriver):
         (r"permission|not allowed", "give ansible_user a login class that may configure security"),
     )
 
-    @property
-    def zones(self) -> tuple[str, str]:
-        z = self.host.var("condition_zones") or {}
-        return z.get("inside", "trust"), z.get("outside", "untrust")
-
     def commands(self, condition: Condition) -> list[str]:
         inside, outside = self.zones
         policy = f"security policies from-zone {inside} to-zone {outside} policy {POLICY}"

@@ -40,11 +40,6 @@ class PaloAltoPanosDriver(VendorDriver):
         (r"interface|ethernet", "set condition_interfaces to the firewall's layer3 interface names (ethernet1/N)"),
     )
 
-    @property
-    def zones(self) -> tuple[str, str]:
-        z = self.host.var("condition_zones") or {}
-        return z.get("inside", "trust"), z.get("outside", "untrust")
-
     def commands(self, condition: Condition) -> list[str]:
         inside, outside = self.zones
         base = "rulebase security rules"

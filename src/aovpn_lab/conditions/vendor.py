@@ -70,6 +70,12 @@ class VendorDriver(ConditionDriver):
         return (interfaces_of(self.host, "outside") or ["outside"])[0]
 
     @property
+    def zones(self) -> tuple[str, str]:
+        """(inside, outside) security zones, for the platforms whose rules are written per zone pair."""
+        z = self.host.var("condition_zones") or {}
+        return z.get("inside", "trust"), z.get("outside", "untrust")
+
+    @property
     def default_mtu(self) -> int:
         return int(self.host.var("condition_default_mtu", 1500))
 
