@@ -428,7 +428,7 @@ def _trend_html(runs: list[RunResults], current: RunResults, prefix: str) -> str
 def section(history: History, run: RunResults) -> str:
     """The history block of a run's report.html (links relative to DIR/<run-id>/)."""
     older = history.before(run)
-    parts = ["<h2>History</h2>", f"<p><a href='../{INDEX_HTML}'>Every run in this history</a></p>",
+    parts = [f"<p><a href='../{INDEX_HTML}'>Every run in this history</a></p>",
              _problems_html(history.problems)]
     prev, green = history.previous(run), history.last_green(run)
     if prev is None:

@@ -138,6 +138,9 @@ def _requirements(cells: Sequence[CellRecord]) -> str:
         name = f"<a href='#{first.anchor}'>{esc(rid)}</a>" if first else esc(rid)
         name = _nowrap(name)
         text = esc(req.text) if req else "<i>not in the requirement catalogue</i>"
+        if req is not None and req.checked_by == "audit" and not mine:
+            text += "<p class='small muted'>Checked on the deployment by <code>aovpn-lab audit</code>: no cell of " \
+                    "the suite can observe it.</p>"
         if status == "not-applicable":
             reasons = dict.fromkeys(c.reason for c in mine if c.reason)
             text += "<ul class='small'>" + "".join(f"<li>{esc(r)}</li>" for r in reasons) + "</ul>"

@@ -38,7 +38,7 @@ def build_run_pages(run_dir: Path, *, history_dir: Path | None = None, screensho
         hist = history.scan(Path(history_dir))
         for line in hist.problems:
             _warn(line)
-        sections.append(("Since earlier runs", history.section(hist, results)))
+        sections.append(("History", history.section(hist, results)))
     written.append(page.write(run_dir, sections=sections))
     if hist is not None:
         written.append(history.write_index(Path(history_dir)))
