@@ -30,6 +30,7 @@ class ConditionDriver(abc.ABC):
     def __init__(self, inventory: Inventory, host: Host):
         self.inventory, self.host = inventory, host
         self.current: Condition | None = None
+        self.conn: Any = None  # the netmiko session, while open
 
     def __enter__(self) -> "ConditionDriver":
         self.open()
@@ -41,8 +42,13 @@ class ConditionDriver(abc.ABC):
     @abc.abstractmethod
     def open(self) -> None: ...
 
-    @abc.abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """End the netmiko session, if one is open (every driver talks to its device through one)."""
+        if self.conn is not None:
+            try:
+                self.conn.disconnect()
+            finally:
+                self.conn = None
 
     @abc.abstractmethod
     def commands(self, condition: Condition) -> list[str]:

@@ -40,7 +40,6 @@ class LinuxNftDriver(ConditionDriver):
 
     def __init__(self, inventory, host):
         super().__init__(inventory, host)
-        self.conn: Any = None
 
     # -- session ---------------------------------------------------------------
     def open(self) -> None:
@@ -63,13 +62,6 @@ class LinuxNftDriver(ConditionDriver):
             raise TargetError(f"edge {self.host.name} ({t.host}:{t.port}) is unreachable over SSH: "
                               f"{str(exc).splitlines()[0]}",
                               hint="is the lab up? `aovpn-lab lab status`") from None
-
-    def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.disconnect()
-            finally:
-                self.conn = None
 
     def send(self, commands: list[str]) -> str:
         """Run shell commands on the edge in one round trip; their output, or a TargetError.

@@ -56,7 +56,6 @@ class VendorDriver(ConditionDriver):
 
     def __init__(self, inventory, host):
         super().__init__(inventory, host)
-        self.conn: Any = None
         #: Commands the last apply() got through, in order (what a person would have to undo).
         self.changed: list[str] = []
 
@@ -104,13 +103,6 @@ class VendorDriver(ConditionDriver):
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise TargetError(f"{self.label} is unreachable or refused the session: {first}",
                               hint="check ansible_host, ansible_user and the vaulted ansible_password") from None
-
-    def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.disconnect()
-            finally:
-                self.conn = None
 
     def _session(self) -> Any:
         if self.conn is None:
