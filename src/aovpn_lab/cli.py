@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _provision_variant(args, args.variant)
     return report_run.run_suite(inventory=args.inventory, prefix=args.prefix, select=args.k,
                                 reports_dir=Path(args.reports), extra=args.pytest_args, vault=_vault(args),
-                                reruns=args.rerun_failures)
+                                reruns=args.rerun_failures, workers=args.workers, client=args.client)
 
 
 def run_compare_side(args: argparse.Namespace, kind: str, value: str) -> Path:
@@ -160,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rerun-failures", type=int, default=0, metavar="N",
                      help="run a failing cell up to N more times (pytest-rerunfailures); a cell that fails and "
                           "then passes is reported as flaky, never as a plain pass (default: 0)")
+    run.add_argument("--workers", default="auto", metavar="N",
+                     help="run cells on N clients at once (pytest-xdist), each under conditions scoped to its own "
+                          "traffic; 'auto': one per host of ikev2_clients (at most 4) where the edge can scope "
+                          "conditions, else 1 (default: %(default)s)")
+    run.add_argument("--client", metavar="HOST", help="the host of ikev2_clients to test from (default: the first); "
+                     "conditions then apply to its traffic alone, so another run can use another client meanwhile")
     run.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
     run.set_defaults(func=cmd_run)
 

@@ -1,8 +1,16 @@
 """The conformance suite's pytest plugin (loaded by the repository's conftest.py).
 
 Options: --inventory PATH (the target, default the embedded lab), --lab-prefix NAME,
---run-dir DIR (where results.json is written, cell by cell), --vault-password-file FILE /
---ask-vault-pass (the inventory's vault secrets, as for ansible-playbook).
+--run-dir DIR (where results.json is written, cell by cell), --client NAME (the host of
+ikev2_clients to test from; its conditions, counters and captures are then its own),
+--vault-password-file FILE / --ask-vault-pass (the inventory's vault secrets, as for
+ansible-playbook).
+
+Under pytest-xdist (`aovpn-lab run --workers N`: `-n N --dist loadgroup`) each worker tests
+from its own client (worker K: the K-th host of ikev2_clients), every cell's condition is
+scoped to that client, and only the controller writes results.json, from the reports the
+workers send it. Cells that share something beyond a client (the load balancer, the
+reference SSTP server's port) carry an xdist_group mark: one worker runs all of a group.
 
 Fixtures: `target` (gateways and client from the inventory), `edge` (an open session
 to the device that applies network conditions), `cell` (where a test puts its
@@ -41,6 +49,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="Ansible inventory describing the target (default: the embedded lab)")
     g.addoption("--lab-prefix", default=None, help="prefix of the embedded lab (default: the inventory's)")
     g.addoption("--run-dir", default=None, help="folder for results.json (written by `aovpn-lab run`)")
+    g.addoption("--client", default=None, help="host of group ikev2_clients to test from (default: the first; "
+                "under --workers each worker takes its own); conditions then apply to its traffic alone")
+    g.addoption("--site", default=None, help="the site this run tests (results.json `site`; report merge's column)")
     from .inventory.vault import add_options as add_vault_options
     add_vault_options(g.addoption)
 
@@ -55,17 +66,20 @@ def pytest_configure(config: pytest.Config) -> None:
     _CONFIG["config"] = config
     run_dir = config.getoption("--run-dir")
     config.stash[RESULTS] = {
-        "path": Path(run_dir) / runfile.RESULTS_NAME if run_dir else None,
+        # A worker of pytest-xdist sends its reports to the controller, which writes the file.
+        "path": Path(run_dir) / runfile.RESULTS_NAME if run_dir and not is_worker(config) else None,
         "pending": {},  # nodeid -> earlier (rerun) attempts of the cell
         "data": {"tool": runfile.TOOL, "schema": runfile.SCHEMA,
                  "run_id": Path(run_dir).name if run_dir else None, "inventory": config.getoption("--inventory"),
+                 **({"site": config.getoption("--site")} if config.getoption("--site") else {}),
+                 "workers": int(getattr(config.option, "numprocesses", 0) or 0) or 1,
                  "selection": config.getoption("keyword") or None,
                  "reruns": int(getattr(config.option, "reruns", 0) or 0),
                  "started": _now(), "finished": None, "interrupted": None, "exit_status": None,
                  "environment": {}, "matrix": {"planned": [], "digest": None},
                  "summary": {}, "verdicts": {}, "cells": []},
     }
-    if run_dir:
+    if run_dir and not is_worker(config):
         _catch_sigterm(config)
     _write_results(config)
     try:  # the Environment table of the HTML report
@@ -78,6 +92,32 @@ def pytest_configure(config: pytest.Config) -> None:
             meta.pop(key, None)
     except (ImportError, KeyError):
         pass
+
+
+def is_worker(config: pytest.Config) -> bool:
+    """A pytest-xdist worker (the controller and a plain run are not)."""
+    return hasattr(config, "workerinput")
+
+
+def run_client(config: pytest.Config) -> tuple[str | None, bool]:
+    """(the client host this process tests from, whether its conditions are its own).
+    An xdist worker takes the client of its number; --client names one for a plain run
+    (another process may be testing from another client)."""
+    named = config.getoption("--client")
+    if is_worker(config):
+        from . import inventory as inv_mod
+        from .target import client_names
+        names = client_names(inv_mod.load(config.getoption("--inventory"), prefix=config.getoption("--lab-prefix"),
+                                          vault=_vault(config)))
+        worker = int(str(config.workerinput["workerid"]).removeprefix("gw"))
+        count = int(config.workerinput.get("workercount", 1))
+        if count > len(names):
+            from .errors import InventoryError
+            raise InventoryError(f"{count} workers but {len(names)} host(s) in group ikev2_clients "
+                                 f"({', '.join(names)}): each worker needs a client of its own",
+                                 hint=f"run with --workers {len(names)} or fewer, or add clients to the inventory")
+        return names[worker], True
+    return named, named is not None
 
 
 def store_run_id(config: pytest.Config) -> str | None:
@@ -99,17 +139,36 @@ def _catch_sigterm(config: pytest.Config) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The planned matrix (every collected cell) and the environment, before the first cell."""
-    store = session.config.stash.get(RESULTS, None)
+    if is_worker(session.config):
+        return
+    _planned(session.config, [item.nodeid for item in session.items])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """Under xdist the controller collects nothing itself: the workers' collection is the plan
+    (xdist checks that every worker collected the same)."""
+    config = _CONFIG.get("config")
+    if config is not None and not config.stash[RESULTS]["data"]["matrix"]["planned"]:
+        _planned(config, [plain_nodeid(i) for i in ids])
+
+
+def _planned(config: pytest.Config, planned: list[str]) -> None:
+    store = config.stash.get(RESULTS, None)
     if store is None:
         return
-    planned = [item.nodeid for item in session.items]
     store["data"]["matrix"] = {"planned": planned, "digest": runfile.matrix_digest(planned)}
     from .report.environment import collect
     variant = None
-    if TARGET in session.config.stash:
-        variant = getattr(session.config.stash[TARGET], "variant", None)
-    store["data"]["environment"] = collect(session.config.getoption("--inventory"), variant)
-    _write_results(session.config)
+    if TARGET in config.stash:
+        variant = getattr(config.stash[TARGET], "variant", None)
+    else:
+        from . import variants
+        from . import inventory as inv_mod
+        inv = inv_mod.load(config.getoption("--inventory"), prefix=config.getoption("--lab-prefix"), vault=_vault(config))
+        variant = variants.provisioned(inv.lab.state_dir).name if inv.lab else None
+    store["data"]["environment"] = collect(config.getoption("--inventory"), variant)
+    _write_results(config)
 
 
 # -- fixtures ---------------------------------------------------------------------
@@ -122,9 +181,10 @@ def target_of(config: pytest.Config):
     if TARGET not in config.stash:
         from . import inventory as inv_mod
         from .target import Target
+        client, scoped = run_client(config)
         config.stash[TARGET] = Target.from_inventory(
             inv_mod.load(config.getoption("--inventory"), prefix=config.getoption("--lab-prefix"),
-                         vault=_vault(config)))
+                         vault=_vault(config)), client, scoped=scoped)
     return config.stash[TARGET]
 
 
@@ -142,7 +202,11 @@ def _vault(config: pytest.Config):
 
 @pytest.fixture(scope="session")
 def target(request: pytest.FixtureRequest):
-    return target_of(request.config)
+    t = target_of(request.config)
+    if t.client.scope is not None:
+        for gw in t.gateways:
+            gw.count_drops_of(t.client)
+    return t
 
 
 class NoEdge:
@@ -162,14 +226,21 @@ class NoEdge:
 
 
 @pytest.fixture(scope="session")
-def edge(inventory):
-    """The condition device, one session for the whole run; left 'open' at the end."""
+def edge(inventory, target):
+    """The condition device, one session for the whole run; left 'open' at the end. For a
+    scoped client its conditions apply to that client's traffic alone."""
     from .conditions.base import edge_device
     from .conditions.model import OPEN
+    from .errors import TargetError
     if not inventory.group("edges"):
         yield NoEdge(inventory)
         return
-    device = edge_device(inventory)
+    scoped = target.client.scope is not None
+    device = edge_device(inventory, client=inventory.host(target.client.name) if scoped else None)
+    if scoped and device.scope is None:
+        raise TargetError(f"edge {device.host.name} ({type(device).__name__}) applies conditions to everything "
+                          f"through it, not to one client: cells on several clients at once would see each "
+                          f"other's conditions", hint="run with --workers 1 and without --client")
     with device:
         device.apply(OPEN)
         yield device
@@ -246,14 +317,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     c = item.funcargs.get("cell") if hasattr(item, "funcargs") else None
     if report.when != "call" or not isinstance(c, Cell):
         return
+    # Plain JSON values: under xdist the report travels to the controller (execnet), which
+    # takes no str subclasses such as the tagged strings of Ansible's inventory values.
     if c.placement:
-        report.aovpn_place = c.placement
+        report.aovpn_place = _plain(c.placement)
+    if TARGET in item.config.stash:  # which client ran it (under --workers, one of several)
+        report.aovpn_client = str(item.config.stash[TARGET].client.name)
     if c.verdict is None:
         return
     v = c.verdict
-    report.aovpn_verdict = v.to_json()
-    props = [("verdict", v.state), ("requirement", v.requirement), ("expected", v.expected),
-             ("observed", v.observed), ("reason", v.reason)]
+    report.aovpn_verdict = _plain(v.to_json())
+    props = [(k, None if x is None else str(x)) for k, x in (
+        ("verdict", v.state), ("requirement", v.requirement), ("expected", v.expected),
+        ("observed", v.observed), ("reason", v.reason))]
     # junit.xml takes properties from the teardown report, which copies the item's list.
     item.user_properties.extend(props)
     report.user_properties.extend(props)
@@ -265,6 +341,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report.extras = getattr(report, "extras", []) + [extras.html(evidence(v.to_json()))]
 
 
+def _plain(value: Any) -> Any:
+    """`value` as plain JSON types (what execnet and results.json take)."""
+    import json
+    return json.loads(json.dumps(value, default=str))
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     # Record every finished cell (call phase, or a setup that failed/skipped) as it happens;
     # its teardown then adds the timings and the capture files, and the record is written again.
@@ -273,19 +355,21 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     store = config.stash[RESULTS]
     v = getattr(report, "aovpn_verdict", None)
+    nodeid = plain_nodeid(report.nodeid)
     if report.outcome == "rerun":  # pytest-rerunfailures: this attempt failed, another follows
-        store["pending"].setdefault(report.nodeid, []).append(
+        store["pending"].setdefault(nodeid, []).append(
             {"state": cell_state("failed", v), "reason": (v or {}).get("reason") or _short(report.longreprtext, 300),
              "when": report.when, "duration_s": round(report.duration, 3)})
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        attempts = store["pending"].pop(report.nodeid, [])
+        attempts = store["pending"].pop(nodeid, [])
         state = cell_state(report.outcome, v)
-        place = getattr(report, "aovpn_place", None) or default_place(report.nodeid)
+        place = getattr(report, "aovpn_place", None) or default_place(nodeid)
         started = time.time() - report.duration
         store["data"]["cells"].append({
-            "id": report.nodeid.split("::")[-1], "nodeid": report.nodeid,
-            "test": report.nodeid.split("::")[-1].split("[")[0], "place": place,
+            "id": nodeid.split("::")[-1], "nodeid": nodeid,
+            "test": nodeid.split("::")[-1].split("[")[0], "place": place,
+            **({"client": report.aovpn_client} if getattr(report, "aovpn_client", None) else {}),
             "requirements": [v["requirement"]] if v and v.get("requirement") else [],
             "outcome": report.outcome, "state": state,
             "flaky": bool(attempts) and state == PASS, "attempts": attempts,
@@ -297,12 +381,27 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         })
         _write_results(config)
     elif report.when == "teardown":
-        cells = store["data"]["cells"]
-        if cells and cells[-1]["nodeid"] == report.nodeid and "teardown" not in cells[-1]["timings"]:
-            rec = cells[-1]
+        # under xdist, other workers' cells may have ended since this one's call phase
+        rec = next((c for c in reversed(store["data"]["cells"]) if c["nodeid"] == nodeid), None)
+        if rec is not None and "teardown" not in rec["timings"]:
             rec["timings"]["teardown"] = round(report.duration, 3)
             rec["captures"] = _captures(store["path"], rec["id"])
             _write_results(config)
+
+
+def plain_nodeid(nodeid: str) -> str:
+    """A cell's node id without the `@group` xdist's loadgroup appends to grouped cells: the
+    same cell has the same id whether the run was parallel or not.
+
+    >>> plain_nodeid("tests/conformance/test_load_balancing.py::test_x[per-flow]@load-balancer")
+    'tests/conformance/test_load_balancing.py::test_x[per-flow]'
+    >>> plain_nodeid("tests/conformance/test_tls.py::test_tls_posture[of-sstp-on-gw1]")
+    'tests/conformance/test_tls.py::test_tls_posture[of-sstp-on-gw1]'
+    """
+    head, at, group = nodeid.rpartition("@")
+    if at and group and "]" not in group and "::" not in group and "/" not in group:
+        return head
+    return nodeid
 
 
 def default_place(nodeid: str) -> dict[str, str]:

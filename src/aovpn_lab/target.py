@@ -13,11 +13,20 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from .errors import InventoryError
 from .inventory import Host, Inventory
 
+if TYPE_CHECKING:
+    from .conditions.scope import ClientScope
+
 
 FIREWALL_TABLE = "aovpn_gwfw"  # the lab gateway's own firewall (playbooks/roles/strongswan)
+# Its final drops, each with its counter (gateway-firewall.nft.j2 ends its input chain with them).
+GATEWAY_DROPS = {"udp_500_dropped": "udp dport 500", "udp_4500_dropped": "udp dport 4500",
+                 "esp_dropped": "meta l4proto esp", "other_dropped": ""}
+GATEWAY_DROP_COUNTERS = tuple(GATEWAY_DROPS)
 
 
 @dataclass(frozen=True)
@@ -41,15 +50,38 @@ class IkeGateway:
     vici: Path | None = None              # lab gateways: their charon's socket (to read their SA list)
 
 
-    def firewall_counters(self) -> dict[str, int] | None:
-        """Drops counted by the lab gateway's own firewall (table inet aovpn_gwfw); None elsewhere."""
+    def firewall_counters(self, client: "IkeClient | None" = None) -> dict[str, int] | None:
+        """Drops counted by the lab gateway's own firewall (table inet aovpn_gwfw); None elsewhere.
+        With a scoped `client`: that client's drops alone (see count_drops_of)."""
         if self.netns is None:
             return None
         from . import tool
         out = tool.run(["nft", "-j", "list", "counters", "table", "inet", FIREWALL_TABLE], netns=self.netns,
                        step="read the gateway firewall's counters", host=self.name).check().stdout
-        return {c["counter"]["name"]: int(c["counter"].get("packets", 0))
-                for c in json.loads(out).get("nftables", []) if "counter" in c}
+        found = {c["counter"]["name"]: int(c["counter"].get("packets", 0))
+                 for c in json.loads(out).get("nftables", []) if "counter" in c}
+        if client is None or client.scope is None:
+            return {k: v for k, v in found.items() if k in GATEWAY_DROP_COUNTERS}
+        return {k: found.get(client.scope.counter(k), 0) for k in GATEWAY_DROP_COUNTERS}
+
+    def count_drops_of(self, client: "IkeClient") -> None:
+        """Give a scoped client its own drop counters in the lab gateway's firewall: a chain
+        reached by its addresses (its own, its NAT address) right before the firewall's
+        final drops, with the same drops, so concurrent cells on other clients do not
+        count into its evidence. Idempotent; the firewall's variant is left as it is."""
+        if self.netns is None or client.scope is None:
+            return
+        from . import tool
+        s = client.scope
+        chain = f"inet {FIREWALL_TABLE} drops_{s.tag}"
+        nft = [f"add chain {chain}", f"flush chain {chain}"]
+        nft += [f"add counter inet {FIREWALL_TABLE} {s.counter(c)}" for c in GATEWAY_DROP_COUNTERS]
+        nft += [f"add rule {chain} {match} counter name {s.counter(c)} drop".replace("  ", " ")
+                for c, match in GATEWAY_DROPS.items()]
+        elements = ", ".join(f"{a} : jump drops_{s.tag}" for a in (s.address,) + ((s.nat_address,) if s.nat_address else ()))
+        nft.append(f"add element inet {FIREWALL_TABLE} drops_by_source {{ {elements} }}")
+        tool.run(["nft", "; ".join(nft)], netns=self.netns, step="give the client its own firewall drop counters",
+                 host=self.name, timeout=10).check()
 
     def half_open_sas(self) -> int | None:
         """Half-open IKE SAs the gateway holds now, from its own SA list (lab gateways only)."""
@@ -137,6 +169,18 @@ class IkeClient:
     netns: str | None       # lab client: its namespace; None: this host
     vici: Path | None       # a running charon to reuse; None: start a private one
     interface: str | None = None  # lab client: where a capture sees its traffic
+    # How the edge and the gateways tell this client's traffic apart (conditions scoped to
+    # it, its own counters and captures); None: the run has the path to itself.
+    scope: "ClientScope | None" = None
+
+    def capture_filter(self, bpf: str) -> str:
+        """`bpf` narrowed to this client's packets (its address, its NAT address), so that a
+        capture at a gateway holds one cell's exchange while other clients' cells run."""
+        if self.scope is None:
+            return bpf
+        hosts = " or ".join(f"host {a}" for a in (self.scope.address,) +
+                            ((self.scope.nat_address,) if self.scope.nat_address else ()))
+        return f"({hosts}) and ({bpf})"
 
 
 @dataclass(frozen=True)
@@ -165,24 +209,41 @@ class Target:
     def reset_path_state(self) -> None:
         """Forget path MTUs learnt from ICMP on the lab's client and gateways, and the gateways'
         connection tracking (their firewall admits 'established' flows), as the edge does when
-        a condition is applied: a cell must not inherit the previous cell's network."""
+        a condition is applied: a cell must not inherit the previous cell's network. With a
+        scoped client, only what concerns that client: other clients' cells may be running."""
         from . import tool
-        for ns in sorted({self.client.netns, *(g.netns for g in self.gateways)} - {None}):
-            tool.run(["ip", "-n", ns, "route", "flush", "cache"], step="forget learnt path MTUs", host=ns,
-                     timeout=10).check()
+        scope = self.client.scope
+        own = (scope.address,) + ((scope.nat_address,) if scope and scope.nat_address else ()) if scope else ()
+        if self.client.netns:
+            tool.run(["ip", "-n", self.client.netns, "route", "flush", "cache"], step="forget learnt path MTUs",
+                     host=self.client.netns, timeout=10).check()
         for ns in sorted({g.netns for g in self.gateways} - {None}):
-            tool.run(["conntrack", "-F"], netns=ns, step="flush connection tracking", host=ns, timeout=10,
-                     hint="apt-get install conntrack").check()
-            tool.run(["nft", "reset", "counters", "table", "inet", FIREWALL_TABLE], netns=ns,
-                     step="reset the gateway firewall's counters", host=ns, timeout=10).check()
+            for selector in (own or ((),)):
+                tool.run(["ip", "-n", ns, "route", "flush", "cache", *([selector] if selector else [])],
+                         step="forget learnt path MTUs", host=ns, timeout=10).check()
+            if not scope:
+                tool.run(["conntrack", "-F"], netns=ns, step="flush connection tracking", host=ns, timeout=10,
+                         hint="apt-get install conntrack").check()
+                tool.run(["nft", "reset", "counters", "table", "inet", FIREWALL_TABLE], netns=ns,
+                         step="reset the gateway firewall's counters", host=ns, timeout=10).check()
+                continue
+            for address in own:
+                # conntrack -D exits 1 when no entry matched ("0 flow entries have been deleted")
+                tool.run(["conntrack", "-D", "-s", address], netns=ns, step="flush the client's connection tracking",
+                         host=ns, timeout=10, ok_codes=(0, 1), hint="apt-get install conntrack").check()
+            tool.run(["nft", "; ".join(f"reset counter inet {FIREWALL_TABLE} {scope.counter(c)}"
+                                       for c in GATEWAY_DROP_COUNTERS)], netns=ns,
+                     step="reset the client's firewall counters", host=ns, timeout=10).check()
 
     @classmethod
-    def from_inventory(cls, inv: Inventory) -> "Target":
-        """Gateways as provisioned: for the lab, with the recorded variant's overrides."""
+    def from_inventory(cls, inv: Inventory, client: str | None = None, *, scoped: bool = False) -> "Target":
+        """Gateways as provisioned: for the lab, with the recorded variant's overrides.
+        `client`: which host of ikev2_clients to test from (default: the first); `scoped`:
+        its conditions, counters and captures are its own (others' cells may run at once)."""
         from . import variants
         variant = variants.provisioned(inv.lab.state_dir) if inv.lab else variants.get("default")
-        client_host = inv.one("ikev2_clients")
-        client = _client(inv, client_host)
+        client_host = choose_client(inv, client)
+        client = _client(inv, client_host, scoped)
         gateways = tuple(_gateway(inv, h, client, variant.ikev2_gateway if inv.lab and h.name in inv.lab.hosts
                                   else {}) for h in inv.group("ikev2_gateways"))
         if not gateways:
@@ -201,7 +262,22 @@ def _section(h: Host, key: str) -> dict:
     return value
 
 
-def _client(inv: Inventory, h: Host) -> IkeClient:
+def client_names(inv: Inventory) -> tuple[str, ...]:
+    return tuple(h.name for h in inv.group("ikev2_clients"))
+
+
+def choose_client(inv: Inventory, name: str | None) -> Host:
+    if name is None:
+        if not inv.group("ikev2_clients"):
+            inv.one("ikev2_clients")  # its own message: the group is empty
+        return inv.group("ikev2_clients")[0]
+    if name not in client_names(inv):
+        raise InventoryError(f"{inv.path}: '{name}' is not a host of group ikev2_clients",
+                             hint=f"use one of {', '.join(client_names(inv)) or '(none)'}")
+    return inv.host(name)
+
+
+def _client(inv: Inventory, h: Host, scoped: bool = False) -> IkeClient:
     c = _section(h, "ikev2_client")
     if "identity" not in c:
         raise InventoryError(f"{h.where('ikev2_client')}: ikev2_client.identity: missing",
@@ -211,7 +287,16 @@ def _client(inv: Inventory, h: Host) -> IkeClient:
                      netns=lab.namespace(h.name) if lab else c.get("netns"),
                      interface=next((e.interface for link in lab.links for e in link.ends if e.host == h.name),
                                     None) if lab else None,
-                     vici=(lab.host_dir(h.name) / "strongswan" / "charon.vici") if lab else None)
+                     vici=(lab.host_dir(h.name) / "strongswan" / "charon.vici") if lab else None,
+                     scope=_scope(inv, h) if scoped else None)
+
+
+def _scope(inv: Inventory, client: Host):
+    from .conditions.scope import client_scope
+    edges = inv.group("edges")
+    if not edges:
+        return None
+    return client_scope(inv, edges[0], client)
 
 
 def _gateway(inv: Inventory, h: Host, client: IkeClient, overrides: dict) -> IkeGateway:

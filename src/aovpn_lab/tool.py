@@ -54,10 +54,11 @@ class ToolResult:
     stderr: str
     step: str = ""
     host: str = "localhost"
+    ok_codes: tuple[int, ...] = (0,)  # the exit statuses the tool documents as success for this use
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0
+        return self.returncode in self.ok_codes
 
     @property
     def tool(self) -> str:
@@ -83,8 +84,9 @@ class ToolResult:
 
 def run(argv: Sequence[str], *, step: str, host: str = "localhost", netns: str | None = None,
         timeout: float = 30, input: str | None = None, env: dict[str, str] | None = None,
-        hint: str | None = None) -> ToolResult:
+        hint: str | None = None, ok_codes: tuple[int, ...] = (0,)) -> ToolResult:
     """Run a tool to completion (inside `netns` when given); never raises for its exit status.
+    `ok_codes`: the exit statuses that mean success (a tool may document more than 0).
 
     A tool that is not installed or does not finish in time is a ToolError: there is no
     exit status to judge.
@@ -97,4 +99,4 @@ def run(argv: Sequence[str], *, step: str, host: str = "localhost", netns: str |
         raise ToolError(f"{host}: {step}: {full[0]} is not installed", hint=hint) from None
     except subprocess.TimeoutExpired:
         raise ToolError(f"{host}: {step}: {argv[0]} did not finish within {timeout:g} s", hint=hint) from None
-    return ToolResult(tuple(full), proc.returncode, proc.stdout or "", proc.stderr or "", step, host)
+    return ToolResult(tuple(full), proc.returncode, proc.stdout or "", proc.stderr or "", step, host, ok_codes)

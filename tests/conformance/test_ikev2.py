@@ -74,7 +74,7 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici
         "NAT (client's IKE SA)": nat_text(result.nat, gateway.esp_in_udp_only),
         "ping through tunnel": "-" if result.ping_ok is None else ("ok" if result.ping_ok else "failed"),
         "edge drop counters": edge.counters(),
-        "gateway firewall drop counters": gateway.firewall_counters(),
+        "gateway firewall drop counters": gateway.firewall_counters(target.client),
         "half-open IKE SAs": half_open_text(result.half_open, gateway.half_open_sas()),
         "messages": [m.to_json() for m in result.messages],
     }
@@ -147,10 +147,12 @@ def both_ends(target, gateway, cell):
     if not (target.client.netns and target.client.interface and gateway.netns and gateway.outside_interface):
         yield None
         return
-    from aovpn_lab.capture.capture import capture_both
+    from aovpn_lab.capture.capture import DEFAULT_BPF, capture_both
     cell.artifacts.mkdir(parents=True, exist_ok=True)
+    # this client's packets alone: other clients' cells may be running against the same gateway
     with capture_both((target.client.netns, target.client.interface),
-                      (gateway.netns, gateway.outside_interface), cell.artifacts, settle=0.05) as pair:
+                      (gateway.netns, gateway.outside_interface), cell.artifacts, settle=0.05,
+                      bpf=target.client.capture_filter(DEFAULT_BPF)) as pair:
         holder = Pcaps(pair, cell.artifacts)
         yield holder
 

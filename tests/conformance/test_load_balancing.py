@@ -11,6 +11,9 @@ import pytest
 
 from aovpn_lab.pytest_plugin import target_of
 
+# One balancer, one crowd, one mode at a time: under --workers one worker runs all of these.
+pytestmark = pytest.mark.xdist_group("load-balancer")
+
 
 def _balancer(config):
     """The lab balancer, or None where the inventory names none (or is not a lab)."""

@@ -33,7 +33,8 @@ def test_path_scan_names_the_rules_the_network_enforces(path_cell, target, edge,
                     "could be reported, which cannot decide what the path drops")
     edge.apply(Condition.parse(condition_text))
     report = scan_path(target.client.netns, gateway.address, far_end_netns=gateway.netns,
-                       far_end_interface=gateway.outside_interface, timeout=0.5)
+                       far_end_interface=gateway.outside_interface, timeout=0.5,
+                       narrow=target.client.capture_filter)
     needed_failures = {f.code for f in report.findings if f.severity == "fail"}
     expected = expect("path", condition_text, condition=condition_text)
     observed = ", ".join(sorted(needed_failures)) or "all needed paths open"

@@ -79,6 +79,7 @@ BINDING_CASES = matrix.get().sstp_binding
 
 
 @pytest.mark.parametrize("case", list(BINDING_CASES))
+@pytest.mark.xdist_group("sstp-reference-server")  # one VERIFIER_PORT on the gateway: one cell at a time
 def test_sstp_crypto_binding_is_verified_by_a_server_that_checks_it(case, target, edge, cell, tmp_path):
     from aovpn_lab.ike.craft_netns import run_in_netns
     from aovpn_lab.sstp.probe import probe_sstp

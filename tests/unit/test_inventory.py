@@ -24,8 +24,12 @@ def test_the_embedded_lab_inventory_describes_its_hosts_and_links():
     inv = inventory.load(LAB)
     assert inv.lab is not None
     assert inv.lab.prefix == "aovpn"
-    assert set(inv.lab.hosts) == {"client", "edge", "gw1", "probe", "rad", "gw2", "lb"}
-    assert [l.name for l in inv.lab.links] == ["lan", "lan2", "wan", "lbwan", "lbgw1", "lbgw2", "corp"]
+    assert set(inv.lab.hosts) == {"client", "edge", "gw1", "probe", "rad", "gw2", "lb", "client2", "client3",
+                                  "client4", "tester1", "tester2"}
+    assert [l.name for l in inv.lab.links] == ["lan", "lan2", "c2", "c3", "c4", "wan", "lbwan", "lbgw1", "lbgw2",
+                                               "corp"]
+    assert [h.name for h in inv.group("ikev2_clients")] == ["client", "client2", "client3", "client4"]
+    assert inv.host("client3").address == "198.18.0.19"  # numbered in the management network
     assert [h.name for h in inv.group("ikev2_gateways")] == ["gw1"]
     assert [h.name for h in inv.group("balanced_gateways")] == ["gw1", "gw2"]
     assert [h.name for h in inv.group("load_balancers")] == ["lb"]
@@ -74,14 +78,14 @@ def test_link_to_unknown_host_is_refused(lab_copy: Path):
 
 def test_management_address_outside_the_management_network_is_refused(lab_copy: Path):
     f = lab_copy / "hosts.yml"
-    f.write_text(f.read_text().replace("198.18.0.13", "198.51.100.13"))
+    f.write_text(f.read_text().replace('"{{ lab_management_network | ansible.utils.nthhost(13) }}"', "198.51.100.13"))
     with pytest.raises(InventoryError, match=r"ansible_host 198.51.100.13 is not inside lab_management.network"):
         inventory.load(lab_copy)
 
 
 def test_duplicate_management_address_is_refused(lab_copy: Path):
     f = lab_copy / "hosts.yml"
-    f.write_text(f.read_text().replace("198.18.0.13", "198.18.0.11"))
+    f.write_text(f.read_text().replace("nthhost(13)", "nthhost(11)"))
     with pytest.raises(InventoryError, match="already used by client"):
         inventory.load(lab_copy)
 
@@ -154,3 +158,18 @@ def test_a_repeated_load_is_the_same_object_until_a_file_changes(lab_copy: Path)
     f.write_text(f.read_text())
     os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1_000_000))
     assert inventory.load(lab_copy) is not first
+
+
+def test_a_lab_under_another_prefix_finds_the_management_network_recorded_for_it(lab_copy: Path, tmp_path: Path):
+    from aovpn_lab.inventory.reader import MANAGEMENT_RECORD
+    f = lab_copy / "group_vars" / "all.yml"
+    f.write_text(f.read_text().replace("lab_state_root: /var/lib/aovpn-lab", f"lab_state_root: {tmp_path}"))
+    (tmp_path / "side").mkdir()
+    (tmp_path / "side" / MANAGEMENT_RECORD).write_text("198.18.9.0/24\n")
+    inv = inventory.load(lab_copy, prefix="side")
+    assert str(inv.lab.management_network) == "198.18.9.0/24"
+    assert str(inv.lab.management_gateway) == "198.18.9.1"
+    assert inv.host("gw1").address == "198.18.9.13"
+    assert inv.host("gw1").where("lab_management_network") == "lab side"
+    # the inventory's own prefix keeps the inventory's network
+    assert str(inventory.load(lab_copy).lab.management_network) == "198.18.0.0/24"

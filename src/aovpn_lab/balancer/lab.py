@@ -86,8 +86,11 @@ class LabBalancer:
         return self.gateway_dirs[gateway] / "charon.vici"
 
     def gateway_sas(self) -> dict[str, list[dict[str, Any]]]:
-        """Each gateway's IKE SAs from its own charon: state, remote host/port/id, SPIs."""
+        """Each gateway's IKE SAs of the crowd (or the balancer's own addresses) from its own
+        charon: state, remote host/port/id, SPIs. Other clients' SAs (cells of other workers
+        on gw1) are not the balancer's doing and are left out."""
         out: dict[str, list[dict[str, Any]]] = {}
+        ours = self._ours()
         for name in self.gateway_dirs:
             sas: list[dict[str, Any]] = []
             if self.charon(name).running:
@@ -95,6 +98,8 @@ class LabBalancer:
                     for entry in s.s.list_sas():
                         for _conn, raw in entry.items():
                             sa = _decode(raw)
+                            if not ours(sa.get("remote-host")):
+                                continue
                             sas.append({"state": sa.get("state"), "remote_host": sa.get("remote-host"),
                                         "remote_port": sa.get("remote-port"), "remote_id": sa.get("remote-id"),
                                         "uniqueid": sa.get("uniqueid"), "spi_i": sa.get("initiator-spi"),
@@ -105,8 +110,7 @@ class LabBalancer:
     def clear_gateways(self) -> int:
         """Terminate every IKE SA the gateways hold for the crowd (or the balancer's own
         addresses, in the proxy modes); returns how many."""
-        crowd = self.config.crowd.range if self.config.crowd else None
-        ours = {b for b in self._balancer_addresses()}
+        ours = self._ours()
         n = 0
         for name in self.gateway_dirs:
             if not self.charon(name).running:
@@ -115,13 +119,18 @@ class LabBalancer:
                 for entry in list(s.s.list_sas()):
                     for _conn, raw in entry.items():
                         sa = _decode(raw)
-                        host = sa.get("remote-host")
-                        if host in ours or (crowd and host and ipaddress.ip_address(host) in crowd):
+                        if ours(sa.get("remote-host")):
                             for _ in s.s.terminate({"ike-id": sa.get("uniqueid"), "force": "yes", "timeout": "-1",
                                                     "loglevel": "-1"}):
                                 pass
                             n += 1
         return n
+
+    def _ours(self):
+        """Whether a gateway's SA with this remote address is the crowd's or the balancer's."""
+        crowd = self.config.crowd.range if self.config.crowd else None
+        balancer = set(self._balancer_addresses())
+        return lambda host: bool(host) and (host in balancer or bool(crowd and ipaddress.ip_address(host) in crowd))
 
     def _balancer_addresses(self) -> list[str]:
         assert self.inventory.lab is not None

@@ -12,11 +12,14 @@ cells costs a few commands, not a login.
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import AovpnError, InventoryError
 from ..inventory import Host, Inventory
 from .model import Condition
+
+if TYPE_CHECKING:
+    from .scope import ClientScope
 
 
 class ConditionDriver(abc.ABC):
@@ -26,9 +29,12 @@ class ConditionDriver(abc.ABC):
     supports: ClassVar[frozenset[str]] = frozenset()
     #: False for platforms that cannot run on this machine; their tests only check the commands.
     exercised_in_lab: ClassVar[bool] = True
+    #: True for platforms that can apply a condition to one client's traffic alone (ClientScope).
+    scopes_clients: ClassVar[bool] = False
 
-    def __init__(self, inventory: Inventory, host: Host):
+    def __init__(self, inventory: Inventory, host: Host, scope: "ClientScope | None" = None):
         self.inventory, self.host = inventory, host
+        self.scope = scope   # None: conditions apply to everything through the device
         self.current: Condition | None = None
         self.conn: Any = None  # the netmiko session, while open
 
@@ -100,7 +106,9 @@ def driver_class(name: str) -> type[ConditionDriver]:
     return drivers[name]
 
 
-def edge_device(inventory: Inventory, host_name: str | None = None) -> ConditionDriver:
+def edge_device(inventory: Inventory, host_name: str | None = None, *, client: Host | None = None) -> ConditionDriver:
+    """The edge's driver; with `client`, its conditions apply to that client's traffic alone
+    where the platform can do that (`scopes_clients`), else to everything (scope None)."""
     host = inventory.host(host_name) if host_name else inventory.one("edges")
     name = host.var("condition_driver")
     if not name:
@@ -108,4 +116,8 @@ def edge_device(inventory: Inventory, host_name: str | None = None) -> Condition
                              f"host '{host.name}': missing condition_driver",
                              hint="set condition_driver: linux_nft (or cisco_asa, paloalto_panos, juniper_junos, "
                                   "checkpoint_gaia, fortinet) in its host_vars")
-    return driver_class(name)(inventory, host)
+    cls = driver_class(name)
+    if client is None or not cls.scopes_clients:
+        return cls(inventory, host)
+    from .scope import client_scope
+    return cls(inventory, host, client_scope(inventory, host, client))

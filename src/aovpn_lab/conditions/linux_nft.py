@@ -7,6 +7,13 @@ protocol blocks sit in the forward chain with named counters. The path MTU is a 
 route MTU on the edge's routes: the forwarding path honours it (fragmenting, or sending
 ICMP frag-needed for DF packets) while both veth ends keep MTU 1500, since a veth drops
 frames larger than the receiving end's MTU without a trace.
+
+Scoped to one client (ClientScope), the same rules go into that client's own chains,
+which the base chains reach through maps keyed by the client's addresses; its counters
+carry its name; 'nat' translates it to its own address (so the gateway, its firewall and
+a capture there still tell it apart); its path MTU is a locked route on its own link and,
+towards the Internet side, in its own routing table (an `ip rule` from its network). Its
+connection tracking entries alone are flushed. Nothing another client has is touched.
 """
 from __future__ import annotations
 
@@ -32,14 +39,16 @@ MATCHES = {
     "block-esp": ("forward_filter", "meta l4proto esp"),
     "block-tcp-443": ("forward_filter", "tcp dport 443"),
 }
-RULES = {kind: (chain, f"{match} counter name {DROP_COUNTERS[kind]} drop") for kind, (chain, match) in MATCHES.items()}
+
+
+
+COUNTERS = tuple(DROP_COUNTERS.values())
+RULE_PREF = 1000  # `ip rule` priority of a client's routing table: pref RULE_PREF + table
 
 
 class LinuxNftDriver(ConditionDriver):
-    supports = frozenset(RULES) | {"open", "mtu", "nat"}
-
-    def __init__(self, inventory, host):
-        super().__init__(inventory, host)
+    supports = frozenset(MATCHES) | {"open", "mtu", "nat"}
+    scopes_clients = True
 
     # -- session ---------------------------------------------------------------
     def open(self) -> None:
@@ -62,6 +71,8 @@ class LinuxNftDriver(ConditionDriver):
             raise TargetError(f"edge {self.host.name} ({t.host}:{t.port}) is unreachable over SSH: "
                               f"{str(exc).splitlines()[0]}",
                               hint="is the lab up? `aovpn-lab lab status`") from None
+        if self.scope is not None:
+            self.send(self.scope_setup())
 
     def send(self, commands: list[str]) -> str:
         """Run shell commands on the edge in one round trip; their output, or a TargetError.
@@ -83,26 +94,77 @@ class LinuxNftDriver(ConditionDriver):
         return body
 
     # -- conditions ------------------------------------------------------------
-    def commands(self, condition: Condition) -> list[str]:
-        nft = [f"flush chain {TABLE} raw_prerouting", f"flush chain {TABLE} forward_filter",
-               f"flush chain {NAT_CHAIN}"]
-        for part in condition.parts:
-            if part.kind in RULES:
-                chain, rule = RULES[part.kind]
-                nft.append(f"add rule {TABLE} {chain} {rule}")
-        if condition.has("nat"):
-            nft += [f'add rule {NAT_CHAIN} oifname "{name}" masquerade'
-                    for name in interfaces_of(self.host, "outside")]
-        nft.append(f"reset counters table {TABLE}")
-        cmds = ["nft '" + "; ".join(nft) + "' >/dev/null"]
-        cmds += self._route_commands(condition.path_mtu)
-        # Existing flows would bypass the new rules (and stale NAT mappings confuse the next cell).
-        cmds.append("conntrack -F 2>/dev/null")
+    # -- scope -----------------------------------------------------------------
+    def _chains(self) -> tuple[str, str, str]:
+        """(raw, forward, nat) chains the conditions of this driver's scope go into."""
+        tag = self.scope.tag if self.scope else "box"
+        return f"{TABLE} raw_{tag}", f"{TABLE} forward_{tag}", f"ip aovpn_edge_nat nat_{tag}"
+
+    def _counter(self, name: str) -> str:
+        return self.scope.counter(name) if self.scope else name
+
+    def scope_setup(self) -> list[str]:
+        """Give the scope's client its chains, counters, map entries, NAT address and routing
+        table (idempotent: every `add` of nftables leaves an existing object as it is)."""
+        s = self.scope
+        assert s is not None
+        raw, fwd, nat = self._chains()
+        nft = [f"add chain {raw}", f"add chain {fwd}", f"add chain {nat}"]
+        nft += [f"add counter {TABLE} {s.counter(c)}" for c in COUNTERS]
+        nft += [f"add element {TABLE} raw_by_source {{ {s.network} : jump raw_{s.tag} }}",
+                f"add element {TABLE} raw_by_destination {{ {', '.join(f'{a} : jump raw_{s.tag}' for a in s.sources)} }}",
+                f"add element {TABLE} forward_by_source {{ {s.network} : jump forward_{s.tag} }}",
+                f"add element ip aovpn_edge_nat nat_by_source {{ {s.network} : jump nat_{s.tag} }}"]
+        cmds = ["nft '" + "; ".join(nft) + "'"]
+        if s.nat_address:
+            cmds.append(f"ip addr replace {s.nat_address}/32 dev lo")
+        if s.route_table:
+            pref = RULE_PREF + s.route_table
+            # `ip rule add` is not idempotent: add it only where `ip rule show pref P` lists none
+            cmds.append(f'[ -n "$(ip rule show pref {pref})" ] || ip rule add from {s.network} lookup '
+                        f"{s.route_table} pref {pref}")
+            cmds += self._route_commands(None, client_side=False)
         return cmds
 
-    def _route_commands(self, mtu: int | None) -> list[str]:
-        ifaces = interfaces_of(self.host)
+    # -- conditions ------------------------------------------------------------
+    def commands(self, condition: Condition) -> list[str]:
+        raw, fwd, nat = self._chains()
+        chain_of = {"raw_prerouting": raw, "forward_filter": fwd}
+        nft = [f"flush chain {raw}", f"flush chain {fwd}", f"flush chain {nat}"]
+        for part in condition.parts:
+            if part.kind in MATCHES:
+                chain, match = MATCHES[part.kind]
+                nft.append(f"add rule {chain_of[chain]} {match} counter name {self._counter(DROP_COUNTERS[part.kind])} drop")
+        if condition.has("nat"):
+            # A client with its own NAT address keeps it: beyond the edge it is still told apart.
+            to = f"snat to {self.scope.nat_address}" if self.scope and self.scope.nat_address else "masquerade"
+            nft += [f'add rule {nat} oifname "{name}" {to}' for name in interfaces_of(self.host, "outside")]
+        nft += [f"reset counter {TABLE} {self._counter(c)}" for c in COUNTERS]
+        cmds = ["nft '" + "; ".join(nft) + "' >/dev/null"]
+        if self.scope is None:
+            cmds += self._route_commands(condition.path_mtu)
+            # Existing flows would bypass the new rules (and stale NAT mappings confuse the next cell).
+            cmds.append("conntrack -F 2>/dev/null")
+        else:
+            cmds += self._route_commands(condition.path_mtu, client_side=True)
+            if self.scope.route_table:
+                cmds += self._route_commands(condition.path_mtu, client_side=False)
+            # This client's flows alone. conntrack -D exits 1 when no entry matched (its
+            # "0 flow entries have been deleted"): nothing to flush is not a failure here.
+            cmds.append(f"conntrack -D -s {self.scope.address} >/dev/null 2>&1; [ $? -le 1 ]")
+        return cmds
+
+    def _route_commands(self, mtu: int | None, client_side: bool | None = None) -> list[str]:
+        """Connected routes with the path MTU locked (None: unlocked). Box-wide: every route on
+        the condition interfaces. Scoped: client_side=True its link's route (towards it),
+        False the outside routes in its routing table (from it)."""
         lab = self.inventory.lab
+        if client_side is None:
+            ifaces, table = interfaces_of(self.host), ""
+        elif client_side:
+            ifaces, table = [self.scope.interface], ""
+        else:
+            ifaces, table = interfaces_of(self.host, "outside"), f" table {self.scope.route_table}"
         cmds = []
         for link in (lab.links if lab else ()):
             for end in link.ends:
@@ -111,7 +173,7 @@ class LinuxNftDriver(ConditionDriver):
                 net = ipaddress.ip_interface(str(end.address)).network
                 lock = f" mtu lock {mtu}" if mtu else ""
                 cmds.append(f"ip route replace {net} dev {end.interface} proto kernel scope link "
-                            f"src {end.address.ip}{lock}")
+                            f"src {end.address.ip}{table}{lock}")
         return cmds
 
     def counters(self) -> dict[str, int]:
@@ -126,7 +188,8 @@ class LinuxNftDriver(ConditionDriver):
             c = item.get("counter")
             if c:
                 result[c["name"]] = int(c.get("packets", 0))
-        return result
+        # this scope's counters, under the names the rest of the suite knows
+        return {name: result.get(self._counter(name), 0) for name in COUNTERS}
 
     def effective_rules(self) -> EffectiveRules:
         """What the edge's nftables table enforces now (`nft -j list ruleset`, parsed as JSON)."""

@@ -15,6 +15,7 @@ saying so on stderr.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
@@ -70,13 +71,23 @@ class Ledger:
             return {}
         return {k: [float(t) for t in v] for k, v in data.items() if isinstance(v, list)}
 
-    def _save(self) -> None:
+    def _save(self, key: str) -> None:
+        """Write this process's entries for `key`, keeping what other processes (xdist
+        workers, other runs, each testing from its own namespace) wrote for theirs."""
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.entries))
-        os.replace(tmp, self.path)
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            merged = self._load()
+            if key in self.entries:
+                merged[key] = self.entries[key]
+            else:
+                merged.pop(key, None)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(merged))
+            os.replace(tmp, self.path)
+            self.entries = merged
 
     def _live(self, key: str) -> list[float]:
         now = self.clock()
@@ -91,7 +102,7 @@ class Ledger:
         key = self.key(netns, gateway)
         self.entries.setdefault(key, []).append(self.clock() if when is None else when)
         self._live(key)
-        self._save()
+        self._save(key)
 
     def pending(self, netns: str | None, gateway: str) -> int:
         return len(self._live(self.key(netns, gateway)))

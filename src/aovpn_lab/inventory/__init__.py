@@ -38,7 +38,7 @@ def load(path: str | Path, prefix: str | None = None, vault: Vault | None = None
     if not path.exists():
         raise InventoryError(f"inventory {path} does not exist", hint="pass --inventory with a folder or YAML file")
     vault = vault or Vault()
-    key = (path.resolve(), prefix, vault, _fingerprint(path))
+    key = (path.resolve(), prefix, vault, _fingerprint(path), _record_stamp(prefix))
     if key not in _CACHE:
         _CACHE[key] = _read(path, prefix, vault)
     return _CACHE[key]
@@ -52,6 +52,15 @@ def _read(path: Path, prefix: str | None, vault: Vault) -> Inventory:
                           vars=MappingProxyType(h.vars), origin=MappingProxyType(h.origin)) for h in found}
     inv = Inventory(path=path, hosts=hosts, groups=groups, vault=vault)
     return replace(inv, lab=lab_spec(inv)) if "lab" in groups else inv
+
+
+def _record_stamp(prefix: str | None) -> str | None:
+    """What a lab under `prefix` recorded about itself (its management network): part of the
+    cache key, so an inventory read again after `lab up` recorded one sees it."""
+    if prefix is None:
+        return None
+    from .reader import STATE_ROOT, recorded_management_network
+    return recorded_management_network(Path(STATE_ROOT) / prefix)
 
 
 def _local_tmp() -> None:

@@ -33,6 +33,7 @@ def read(path: Path, secrets: list, prefix: str | None = None) -> tuple[list[Hos
     from ansible.parsing.dataloader import DataLoader
     from ansible.vars.manager import VariableManager
 
+    _collections()
     loader = DataLoader()
     loader.set_vault_secrets(secrets)  # encrypted vars files; inline values: _decrypt
     with _captured_warnings() as warned:
@@ -50,6 +51,16 @@ def read(path: Path, secrets: list, prefix: str | None = None) -> tuple[list[Hos
     return hosts, groups
 
 
+def _collections() -> None:
+    """Collections' filters (ansible.utils.nthhost) for the inventory's templates, as
+    ansible-playbook has them; set up once per process (Ansible warns on a second time)."""
+    import sys
+    from ansible.plugins.loader import init_plugin_loader
+    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+    if not any(isinstance(f, _AnsibleCollectionFinder) for f in sys.meta_path):
+        init_plugin_loader()
+
+
 def _host(host: Any, everything: dict[str, Any], loader: Any, path: Path, secrets: list,
           prefix: str | None) -> HostVars:
     """One host's own variables (not Ansible's magic ones), each templated with all of them."""
@@ -61,6 +72,10 @@ def _host(host: Any, everything: dict[str, Any], loader: Any, path: Path, secret
     if prefix is not None and "lab_prefix" in everything:
         # like an extra var: above every file, and derived values follow it
         everything["lab_prefix"], origin["lab_prefix"] = prefix, "--prefix"
+        # a lab brought up under this prefix beside another keeps the management network it got
+        network = recorded_management_network(Path(str(everything.get("lab_state_root", STATE_ROOT))) / prefix)
+        if network and "lab_management_network" in everything:
+            everything["lab_management_network"], origin["lab_management_network"] = network, f"lab {prefix}"
     everything = {k: _decrypt(v, secrets, k, origin.get(k, str(path))) for k, v in everything.items()}
     templar = Templar(loader=loader, variables=everything)
     values = {}
@@ -72,6 +87,18 @@ def _host(host: Any, everything: dict[str, Any], loader: Any, path: Path, secret
                                  hint="define what the template uses, or quote it as {% raw %}") from None
     return HostVars(host.name, frozenset(g.name for g in host.get_groups()), values,
                     {str(k): v for k, v in origin.items()})
+
+
+STATE_ROOT = "/var/lib/aovpn-lab"
+MANAGEMENT_RECORD = "management-network"
+
+
+def recorded_management_network(state_dir: Path) -> str | None:
+    """The management network `lab up` chose for the lab whose state is in `state_dir`."""
+    try:
+        return (state_dir / MANAGEMENT_RECORD).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _decrypt(value: Any, secrets: list, key: str, where: str) -> Any:

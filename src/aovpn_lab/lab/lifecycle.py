@@ -13,6 +13,7 @@ import ipaddress
 import json
 import os
 import shutil
+import sys
 import time
 from typing import Any
 
@@ -72,28 +73,67 @@ def preflight(spec: LabSpec) -> None:
 
 
 def _check_management_network(spec: LabSpec) -> None:
+    for net, dev in _routes():
+        if dev != spec.bridge and net.overlaps(spec.management_network):
+            raise PreflightError(f"management network {spec.management_network} overlaps route {net} on "
+                                 f"{dev} (another lab, or a real network)",
+                                 hint="set lab_management_network in the inventory's group_vars/all.yml, or bring "
+                                      "this lab up under its own prefix (`aovpn-lab --prefix NAME lab up`)")
+
+
+# Where a lab under another prefix puts its management network when the inventory's is taken
+# (198.18.0.0/15 is the lab's range; the data-plane links use 198.18.1-2.x and 198.18.16.0/20).
+SPARE_MANAGEMENT_NETWORKS = tuple(ipaddress.ip_network(f"198.18.{n}.0/24") for n in range(8, 16))
+
+
+def _routes() -> list[tuple[ipaddress.IPv4Network, str]]:
     out = tool.run(["ip", "-j", "-4", "route", "show"], step="read this machine's routes").check().stdout
+    found = []
     for route in json.loads(out or "[]"):
-        dst = route.get("dst", "")
-        if dst in ("default", "") or route.get("dev") == spec.bridge:
-            continue
         try:
-            net = ipaddress.ip_network(dst, strict=False)
-        except ValueError:
+            found.append((ipaddress.ip_network(route.get("dst", ""), strict=False), route.get("dev", "")))
+        except ValueError:  # "default"
             continue
-        if net.overlaps(spec.management_network):
-            raise PreflightError(f"management network {spec.management_network} overlaps route {dst} on "
-                                 f"{route.get('dev')} (another lab, or a real network)",
-                                 hint="set lab_management.network in the inventory's group_vars/all.yml")
+    return found
+
+
+def with_own_management_network(inv: Inventory) -> Inventory:
+    """A lab brought up under `--prefix` beside another one: when the inventory's management
+    network is in use, take the first spare one and record it in the lab's state folder,
+    where every later command for that prefix finds it (inventory reader). Nothing changes
+    for a lab under the inventory's own prefix: its network is the inventory's to choose."""
+    from .. import inventory
+    from ..inventory.reader import MANAGEMENT_RECORD
+    spec = spec_of(inv)
+    first = inv.host(spec.hosts[0])
+    if first.origin.get("lab_prefix") != "--prefix" or first.origin.get("lab_management_network", "").startswith("lab "):
+        return inv
+    taken = [(net, dev) for net, dev in _routes() if dev != spec.bridge]
+    if not any(net.overlaps(spec.management_network) for net, _ in taken):
+        return inv
+    free = next((n for n in SPARE_MANAGEMENT_NETWORKS if not any(n.overlaps(t) for t, _ in taken)), None)
+    if free is None:
+        raise PreflightError(f"no free management network for lab {spec.prefix}: "
+                             f"{', '.join(map(str, SPARE_MANAGEMENT_NETWORKS))} are all in use",
+                             hint="take another lab down (`aovpn-lab --prefix NAME lab down`)")
+    spec.state_dir.mkdir(parents=True, exist_ok=True)
+    (spec.state_dir / MANAGEMENT_RECORD).write_text(f"{free}\n")
+    print(f"lab {spec.prefix}: management network {spec.management_network} is in use, using {free}",
+          file=sys.stderr, flush=True)
+    return inventory.load(inv.path, prefix=spec.prefix, vault=inv.vault)
 
 
 def up(inv: Inventory, *, quiet: bool = False, variant: str | None = None) -> dict[str, Any]:
-    spec = spec_of(inv)
+    spec_of(inv)
     chosen = variants.get(variant)
+    if os.geteuid() == 0:
+        inv = with_own_management_network(inv)
+    spec = spec_of(inv)
     preflight(spec)
     began = time.monotonic()
     try:
-        result = playbook.run("lab-up.yml", inv.path, {"lab_prefix": spec.prefix, "gateway_variant": chosen.name},
+        result = playbook.run("lab-up.yml", inv.path, {"lab_prefix": spec.prefix, "gateway_variant": chosen.name,
+                                                       "lab_management_network": str(spec.management_network)},
                               quiet=quiet, vault=inv.vault)
         variants.record(spec.state_dir, chosen)
     except BaseException:
@@ -112,7 +152,10 @@ def down(inv: Inventory, *, quiet: bool = False) -> dict[str, Any]:
     if os.geteuid() != 0:
         raise PreflightError("taking the lab down needs root", hint="run as root")
     began = time.monotonic()
-    playbook.run("lab-down.yml", inv.path, {"lab_prefix": spec.prefix}, quiet=quiet, vault=inv.vault)
+    extra = {"lab_prefix": spec.prefix, "lab_management_network": str(spec.management_network)}
+    playbook.run("lab-down.yml", inv.path, extra, quiet=quiet, vault=inv.vault)
+    from ..inventory.reader import MANAGEMENT_RECORD
+    (spec.state_dir / MANAGEMENT_RECORD).unlink(missing_ok=True)  # the next `lab up` chooses again
     return {"prefix": spec.prefix, "seconds": round(time.monotonic() - began, 2)}
 
 

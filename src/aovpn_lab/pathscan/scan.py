@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from aovpn_lab.errors import AovpnError
 
@@ -403,7 +404,8 @@ def _run_client(client_netns: str | None, probes: list[Probe], gateway: str,
 
 def scan_path(client_netns: str | None, gateway: str, *, far_end_netns: str | None = None,
               far_end_interface: str | None = None, checks=DEFAULT_CHECKS, timeout: float = 1.0,
-              sstp: bool = False, keep_capture: str | os.PathLike | None = None) -> PathReport:
+              sstp: bool = False, keep_capture: str | os.PathLike | None = None,
+              narrow: Callable[[str], str] | None = None) -> PathReport:
     """Probe the path from ``client_netns`` (None: this namespace) to ``gateway``.
 
     With ``far_end_interface`` (in ``far_end_netns``, None: this namespace)
@@ -414,6 +416,8 @@ def scan_path(client_netns: str | None, gateway: str, *, far_end_netns: str | No
     ``timeout`` seconds; the whole scan takes about timeout + 0.5 s.
     ``sstp``: the gateway also serves SSTP, so TCP 443 is needed.
     ``keep_capture``: write the far-end pcap there (default: a temporary file).
+    ``narrow``: turns the far-end capture filter into one for this client's packets alone
+    (IkeClient.capture_filter), where other clients send to the same gateway meanwhile.
     """
     t0 = time.monotonic()
     try:
@@ -435,7 +439,8 @@ def scan_path(client_netns: str | None, gateway: str, *, far_end_netns: str | No
             from aovpn_lab.capture.capture import Capture
 
             pcap = Path(keep_capture) if keep_capture else Path(tmp) / "far-end.pcap"
-            with Capture(far_end_netns, far_end_interface, pcap, bpf=build_bpf(probes)):
+            bpf = build_bpf(probes)
+            with Capture(far_end_netns, far_end_interface, pcap, bpf=narrow(bpf) if narrow else bpf):
                 outcome = _run_client(client_netns, probes, gw, timeout)
             seen = evidence.read_capture(pcap)
         else:

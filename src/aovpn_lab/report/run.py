@@ -54,9 +54,46 @@ def check_target(inventory: str, prefix: str | None, vault=None) -> None:
                            hint="aovpn-lab lab down && aovpn-lab lab up")
 
 
+AUTO = "auto"
+MAX_AUTO_WORKERS = 4  # beyond this the 2 cores of a small tester, not the cells' waiting, set the pace
+
+
+def workers_for(inventory: str, prefix: str | None, vault, requested: str | int | None, client: str | None) -> int:
+    """How many pytest-xdist workers a run gets. auto: one per client of ikev2_clients (at
+    most MAX_AUTO_WORKERS) where the edge can scope conditions to a client, else 1."""
+    from .. import inventory as inv_mod
+    from ..conditions.base import driver_class
+    from ..errors import AovpnError
+    inv = inv_mod.load(inventory, prefix=prefix, vault=vault)
+    clients = len(inv.group("ikev2_clients"))
+    edges = inv.group("edges")
+    scopes = not edges or driver_class(str(edges[0].var("condition_driver") or "linux_nft")).scopes_clients
+    if requested in (None, AUTO):
+        return 1 if client or not scopes or not inv.lab else max(1, min(clients, MAX_AUTO_WORKERS))
+    try:
+        n = int(requested)
+    except ValueError:
+        raise AovpnError(f"--workers {requested!r}: expected a number or 'auto'", hint="e.g. --workers 4") from None
+    if n < 1:
+        raise AovpnError(f"--workers {n}: expected 1 or more", hint="--workers 1 runs the cells one after another")
+    if n > 1 and client:
+        raise AovpnError(f"--workers {n} and --client {client}: each worker tests from a client of its own",
+                         hint="give one of them")
+    if n > 1 and not scopes:
+        raise AovpnError(f"--workers {n}: edge {edges[0].name} ({edges[0].var('condition_driver')}) cannot apply a "
+                         "condition to one client alone, so cells on several clients would see each other's",
+                         hint="run with --workers 1")
+    if n > clients:
+        raise AovpnError(f"--workers {n}: {inv.path} has {clients} host(s) in group ikev2_clients, one per worker",
+                         hint=f"--workers {clients}, or add clients to the inventory")
+    return n
+
+
 def run_suite(*, inventory: str, prefix: str | None, select: str | None, reports_dir: Path,
-              extra: list[str] | None = None, vault=None, reruns: int = 0) -> int:
+              extra: list[str] | None = None, vault=None, reruns: int = 0, workers: str | int | None = 1,
+              client: str | None = None) -> int:
     check_target(inventory, prefix, vault)
+    workers = workers_for(inventory, prefix, vault, workers, client)
     run_id = new_run_id()
     run_dir = reports_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -79,8 +116,14 @@ def run_suite(*, inventory: str, prefix: str | None, select: str | None, reports
         args += ["-k", select]
     if reruns:
         args += ["--reruns", str(reruns)]  # pytest-rerunfailures; the plugin marks fail-then-pass cells flaky
+    if client:
+        args += ["--client", client]
+    if workers > 1:
+        # pytest-xdist: each worker takes a client; loadgroup keeps an xdist_group on one worker
+        args += ["-n", str(workers), "--dist", "loadgroup"]
     args += list(extra or [])
-    print(f"aovpn-lab: run {run_id} -> {run_dir}", file=sys.stderr, flush=True)
+    print(f"aovpn-lab: run {run_id} -> {run_dir}"
+          + (f" ({workers} workers, one client each)" if workers > 1 else ""), file=sys.stderr, flush=True)
     try:
         code = int(pytest.main(args))
     finally:  # whatever ended pytest, the pages of what was done are written
