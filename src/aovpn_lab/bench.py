@@ -3,9 +3,11 @@
     capture decoding (the pcap reader and IKE decoding the diagnosis uses, on the
     project's own captures; tshark's dissector through pyshark beside it when both are
     installed), lab up (after first setup), lab down, condition switch, IKEv2 cell
-    (passing: median of N; failing: bounded by the retransmit policy), whole default
-    matrix; through the load balancer: concurrent IKE SAs, setup rate, memory per SA, and
-    the time to detect and drain a dead gateway.
+    (passing: median of N; failing: bounded by the retransmit policy), the default run
+    serial and on every client at once (pytest-xdist), each with its ratio to one bare
+    IKEv2 exchange; a second lab up beside the first and a selection run on both at once;
+    through the load balancer: concurrent IKE SAs, setup rate, memory per SA, and the time
+    to detect and drain a dead gateway.
 
 Run as root: `python -m aovpn_lab.bench [--repeat N] [--decoding-only]`. Brings the
 default lab up and takes it down again (not with ``--decoding-only``).
@@ -13,6 +15,7 @@ default lab up and takes it down again (not with ``--decoding-only``).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import sys
@@ -136,6 +139,50 @@ def _reporting(say: Callable[[str, str], None], run_dir: Path, inv) -> None:
         say("certification (manifest, HTML, PDF)", f"{time.monotonic() - t:.2f}s")
 
 
+def _runs(say: Callable[[str, str], None], inventory_path: str, bare: float) -> None:
+    """The default run one cell after another, then on every client at once (pytest-xdist);
+    each with its ratio to one bare IKEv2 exchange."""
+    from .report.run import run_suite, workers_for
+    for label, workers in (("serial, --workers 1", 1), ("parallel, --workers auto", "auto")):
+        n = workers_for(inventory_path, None, None, workers, None)
+        t = time.monotonic()
+        code = run_suite(inventory=inventory_path, prefix=None, select=None, reports_dir=paths.REPORTS, workers=n)
+        took = time.monotonic() - t
+        cells = json.loads(((paths.REPORTS / "latest").resolve() / "results.json").read_text())["cells"]
+        groups: dict[str, float] = {}
+        for c in cells:
+            key = "load balancer (one group)" if "test_load_balancing" in c["nodeid"] else "every other cell"
+            groups[key] = groups.get(key, 0.0) + sum(c.get("timings", {}).values())
+        say(f"default run, {label} ({n} worker{'s' if n > 1 else ''})",
+            f"{took:.1f}s, exit {code}, {len(cells)} cells, {took / bare:.0f}x the bare exchange")
+        for key, secs in groups.items():
+            say(f"  cell time: {key}", f"{secs:.1f}s")
+
+
+def _side_by_side(say: Callable[[str, str], None], inventory_path: str) -> None:
+    """A second lab (prefix bench2, its own management network) up beside the first, one
+    selection run on each at the same time, and its down."""
+    from concurrent.futures import ThreadPoolExecutor
+    from .report.run import run_suite
+    side = "bench2"
+    t = time.monotonic()
+    inv2 = lifecycle.up(inventory.load(inventory_path, prefix=side), quiet=True)
+    say("second lab up beside the first (prefix bench2)", f"{time.monotonic() - t:.2f}s")
+    try:
+        selection = "test_ikev2 and aovpn-recommended and not eap"
+        t = time.monotonic()
+        with ThreadPoolExecutor(2) as pool:
+            codes = list(pool.map(lambda prefix: run_suite(
+                inventory=inventory_path, prefix=prefix, select=selection,
+                reports_dir=paths.REPORTS / "bench-side-by-side" / (prefix or "default"), workers=2),
+                [None, side]))
+        say("both labs, one selection each, at once", f"{time.monotonic() - t:.1f}s, exit {codes}")
+    finally:
+        t = time.monotonic()
+        lifecycle.down(inventory.load(inventory_path, prefix=side), quiet=True)
+        say("second lab down", f"{time.monotonic() - t:.2f}s ({inv2['prefix']})")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="aovpn-lab-bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -207,12 +254,10 @@ def main(argv: list[str] | None = None) -> int:
             from .balancer.lab import LabBalancer
             from .balancer.scale import balancer_scale
             balancer_scale(LabBalancer.from_inventory(inv), say)
-        reports = paths.REPORTS
-        t = time.monotonic()
-        from .report.run import run_suite
-        code = run_suite(inventory=args.inventory, prefix=None, select=None, reports_dir=reports)
-        say("whole default IKEv2 matrix (aovpn-lab run)", f"{time.monotonic() - t:.1f}s, exit {code}")
-        _reporting(say, (reports / "latest").resolve(), inv)
+        bare = statistics.median(r.elapsed_ms / 1000 for _, r in passing)
+        _runs(say, args.inventory, bare)
+        _reporting(say, (paths.REPORTS / "latest").resolve(), inv)
+        _side_by_side(say, args.inventory)
     finally:
         t = time.monotonic()
         lifecycle.down(inv, quiet=True)
