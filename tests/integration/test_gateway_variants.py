@@ -88,7 +88,7 @@ def test_a_fragment_loss_the_edge_did_not_count_is_inconclusive_and_one_it_count
     with edge_device(inv) as edge:
         try:
             edge.apply(condition)
-            edge.send(["nft 'flush chain inet aovpn_edge raw_prerouting; add rule inet aovpn_edge raw_prerouting "
+            edge.send(["nft 'flush chain inet aovpn_edge raw_box; add rule inet aovpn_edge raw_box "
                        "iifname \"nowhere0\" ip frag-off & 0x3fff != 0 counter name fragments_dropped drop'"])
             tool.run(["nft", drop_at_gateway], netns=gw.netns, step="drop fragments at the gateway").check()
             uncounted = attempt(edge)

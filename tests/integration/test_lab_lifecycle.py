@@ -17,7 +17,9 @@ def test_status_reports_every_host_and_service_up(lab):
     assert st.returncode == 0, st.stdout
     data = json.loads(st.stdout)
     assert data["up"] is True
-    assert set(data["hosts"]) == {"client", "edge", "gw1", "probe", "rad", "gw2", "lb"}
+    assert set(data["hosts"]) == {"client", "edge", "gw1", "probe", "rad", "gw2", "lb", "client2", "client3",
+                                  "client4", "tester1", "tester2"}
+    assert all(data["hosts"][c]["charon"] for c in ("client", "client2", "client3", "client4"))
     assert data["hosts"]["gw1"]["charon"] and data["hosts"]["edge"]["ruleset"]
     assert data["hosts"]["gw1"]["softether"] and data["hosts"]["rad"]["freeradius"]
     assert data["hosts"]["gw2"]["charon"] and data["hosts"]["gw2"]["softether"] and data["hosts"]["lb"]["haproxy"]
@@ -29,9 +31,15 @@ def test_a_second_lab_up_changes_nothing(lab):
     assert json.loads(again.stdout)["changed"] == 0
 
 
-def test_a_second_lab_with_the_same_management_network_is_refused_and_creates_nothing(lab):
+def test_a_second_lab_with_the_same_management_network_is_refused_and_creates_nothing(lab, tmp_path):
+    # An inventory of its own names its own prefix and network: it is not moved elsewhere
+    # (only `--prefix` beside a lab is; test_cells_in_parallel.py), so the overlap is refused.
+    other = tmp_path / "lab"
+    shutil.copytree(LAB_INVENTORY, other)
+    f = other / "group_vars" / "all.yml"
+    f.write_text(f.read_text().replace("lab_prefix: aovpn", "lab_prefix: aovpx"))
     before = namespaces()
-    r = aovpn("--prefix", "aovpx", "lab", "up")
+    r = aovpn("--inventory", str(other), "lab", "up")
     assert r.returncode == 2
     assert "management network 198.18.0.0/24 overlaps" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
