@@ -4,6 +4,7 @@
     aovpn-lab run [--inventory PATH] [--vault-password-file FILE | --ask-vault-pass] [-k EXPR]
                   [--history DIR] [--rerun-failures N]
     aovpn-lab report rebuild DIR
+    aovpn-lab report merge RUN_DIR... --out DIR [--site NAME=DIR]
     aovpn-lab compare BASELINE CANDIDATE
     aovpn-lab certify --inventory PATH | --verify DIR
     aovpn-lab audit [--inventory PATH] [--host NAME] [--from DIR] [--json]
@@ -84,7 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         _provision_variant(args, args.variant)
     return report_run.run_suite(inventory=args.inventory, prefix=args.prefix, select=args.k,
                                 reports_dir=Path(args.reports), extra=args.pytest_args, vault=_vault(args),
-                                reruns=args.rerun_failures, workers=args.workers, client=args.client)
+                                reruns=args.rerun_failures, workers=args.workers, client=args.client,
+                                site=args.site)
 
 
 def run_compare_side(args: argparse.Namespace, kind: str, value: str) -> Path:
@@ -166,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "conditions, else 1 (default: %(default)s)")
     run.add_argument("--client", metavar="HOST", help="the host of ikev2_clients to test from (default: the first); "
                      "conditions then apply to its traffic alone, so another run can use another client meanwhile")
+    run.add_argument("--site", metavar="NAME", help="the site this run tests, kept in results.json for "
+                     "`aovpn-lab report merge` (playbooks/run-sites.yml gives each tester its site's name)")
     run.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
     run.set_defaults(func=cmd_run)
 

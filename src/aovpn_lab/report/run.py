@@ -91,7 +91,7 @@ def workers_for(inventory: str, prefix: str | None, vault, requested: str | int 
 
 def run_suite(*, inventory: str, prefix: str | None, select: str | None, reports_dir: Path,
               extra: list[str] | None = None, vault=None, reruns: int = 0, workers: str | int | None = 1,
-              client: str | None = None) -> int:
+              client: str | None = None, site: str | None = None) -> int:
     check_target(inventory, prefix, vault)
     workers = workers_for(inventory, prefix, vault, workers, client)
     run_id = new_run_id()
@@ -118,6 +118,8 @@ def run_suite(*, inventory: str, prefix: str | None, select: str | None, reports
         args += ["--reruns", str(reruns)]  # pytest-rerunfailures; the plugin marks fail-then-pass cells flaky
     if client:
         args += ["--client", client]
+    if site:
+        args += ["--site", site]
     if workers > 1:
         # pytest-xdist: each worker takes a client; loadgroup keeps an xdist_group on one worker
         args += ["-n", str(workers), "--dist", "loadgroup"]
