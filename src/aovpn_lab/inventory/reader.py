@@ -33,7 +33,7 @@ def read(path: Path, secrets: list, prefix: str | None = None) -> tuple[list[Hos
     from ansible.parsing.dataloader import DataLoader
     from ansible.vars.manager import VariableManager
 
-    _collections()
+    plugins_ready()
     loader = DataLoader()
     loader.set_vault_secrets(secrets)  # encrypted vars files; inline values: _decrypt
     with _captured_warnings() as warned:
@@ -51,7 +51,7 @@ def read(path: Path, secrets: list, prefix: str | None = None) -> tuple[list[Hos
     return hosts, groups
 
 
-def _collections() -> None:
+def plugins_ready() -> None:
     """Collections' filters (ansible.utils.nthhost) for the inventory's templates, as
     ansible-playbook has them; set up once per process (Ansible warns on a second time)."""
     import sys

@@ -13,7 +13,6 @@ Secrets never reach a Change: a task's sensitive_parameters values are replaced.
 """
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,11 +83,10 @@ def render(inv: Inventory, host: str, role: str) -> list[Change]:
     return out
 
 
-@functools.cache
 def _plugins() -> None:
     """Ansible's plugin loader (lookups, filters by their FQCN), set up once per process."""
-    from ansible.plugins.loader import init_plugin_loader
-    init_plugin_loader()
+    from ..inventory.reader import plugins_ready
+    plugins_ready()
 
 
 def _host_vars(inv: Inventory, host: str) -> dict[str, Any]:
