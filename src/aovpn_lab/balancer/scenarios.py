@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -281,7 +282,11 @@ def sstp_cell(lab: LabBalancer, gateway, sources: int = 4, repeats: int = 2) -> 
                                 "HAProxy's view before": haproxy_servers(lab)}
     client_addresses(crowd.netns, crowd.interface, crowd.addresses, "add")
     try:
-        seen = {src: [connect(src)[0] for _ in range(repeats)] for src in crowd.addresses}
+        # Each client's connections one after another (persistence is per client), the
+        # clients at the same time, as a site's users connect.
+        with ThreadPoolExecutor(max_workers=crowd.concurrency) as pool:
+            seen = dict(zip(crowd.addresses, pool.map(lambda src: [connect(src)[0] for _ in range(repeats)],
+                                                      crowd.addresses)))
         evidence["server per connection, per client"] = seen
         sticky = all(len(set(v)) == 1 and v[0] is not None for v in seen.values())
         spread = {b.name: sum(1 for v in seen.values() if v and v[0] == b.name) for b in lab.config.backends}
