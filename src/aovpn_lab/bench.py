@@ -166,7 +166,7 @@ def _side_by_side(say: Callable[[str, str], None], inventory_path: str) -> None:
     from .report.run import run_suite
     side = "bench2"
     t = time.monotonic()
-    inv2 = lifecycle.up(inventory.load(inventory_path, prefix=side), quiet=True)
+    lifecycle.up(inventory.load(inventory_path, prefix=side), quiet=True)
     say("second lab up beside the first (prefix bench2)", f"{time.monotonic() - t:.2f}s")
     try:
         selection = "test_ikev2 and aovpn-recommended and not eap"
@@ -180,7 +180,7 @@ def _side_by_side(say: Callable[[str, str], None], inventory_path: str) -> None:
     finally:
         t = time.monotonic()
         lifecycle.down(inventory.load(inventory_path, prefix=side), quiet=True)
-        say("second lab down", f"{time.monotonic() - t:.2f}s ({inv2['prefix']})")
+        say("second lab down", f"{time.monotonic() - t:.2f}s")
 
 
 def main(argv: list[str] | None = None) -> int:

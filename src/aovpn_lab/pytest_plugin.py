@@ -105,10 +105,8 @@ def run_client(config: pytest.Config) -> tuple[str | None, bool]:
     (another process may be testing from another client)."""
     named = config.getoption("--client")
     if is_worker(config):
-        from . import inventory as inv_mod
         from .target import client_names
-        names = client_names(inv_mod.load(config.getoption("--inventory"), prefix=config.getoption("--lab-prefix"),
-                                          vault=_vault(config)))
+        names = client_names(inventory_of(config))
         worker = int(str(config.workerinput["workerid"]).removeprefix("gw"))
         count = int(config.workerinput.get("workercount", 1))
         if count > len(names):
@@ -164,8 +162,7 @@ def _planned(config: pytest.Config, planned: list[str]) -> None:
         variant = getattr(config.stash[TARGET], "variant", None)
     else:
         from . import variants
-        from . import inventory as inv_mod
-        inv = inv_mod.load(config.getoption("--inventory"), prefix=config.getoption("--lab-prefix"), vault=_vault(config))
+        inv = inventory_of(config)
         variant = variants.provisioned(inv.lab.state_dir).name if inv.lab else None
     store["data"]["environment"] = collect(config.getoption("--inventory"), variant)
     _write_results(config)
@@ -179,20 +176,21 @@ TARGET = pytest.StashKey[object]()
 def target_of(config: pytest.Config):
     """The target, loaded once per run: test modules parametrize their cells from it."""
     if TARGET not in config.stash:
-        from . import inventory as inv_mod
         from .target import Target
         client, scoped = run_client(config)
-        config.stash[TARGET] = Target.from_inventory(
-            inv_mod.load(config.getoption("--inventory"), prefix=config.getoption("--lab-prefix"),
-                         vault=_vault(config)), client, scoped=scoped)
+        config.stash[TARGET] = Target.from_inventory(inventory_of(config), client, scoped=scoped)
     return config.stash[TARGET]
+
+
+def inventory_of(config: pytest.Config):
+    """The run's inventory (--inventory, --lab-prefix, the vault secrets given)."""
+    from . import inventory as inv_mod
+    return inv_mod.load(config.getoption("--inventory"), prefix=config.getoption("--lab-prefix"), vault=_vault(config))
 
 
 @pytest.fixture(scope="session")
 def inventory(request: pytest.FixtureRequest):
-    from . import inventory as inv_mod
-    return inv_mod.load(request.config.getoption("--inventory"), prefix=request.config.getoption("--lab-prefix"),
-                        vault=_vault(request.config))
+    return inventory_of(request.config)
 
 
 def _vault(config: pytest.Config):

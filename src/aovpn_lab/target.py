@@ -76,9 +76,9 @@ class IkeGateway:
         chain = f"inet {FIREWALL_TABLE} drops_{s.tag}"
         nft = [f"add chain {chain}", f"flush chain {chain}"]
         nft += [f"add counter inet {FIREWALL_TABLE} {s.counter(c)}" for c in GATEWAY_DROP_COUNTERS]
-        nft += [f"add rule {chain} {match} counter name {s.counter(c)} drop".replace("  ", " ")
+        nft += [" ".join(filter(None, ["add rule", chain, match, f"counter name {s.counter(c)} drop"]))
                 for c, match in GATEWAY_DROPS.items()]
-        elements = ", ".join(f"{a} : jump drops_{s.tag}" for a in (s.address,) + ((s.nat_address,) if s.nat_address else ()))
+        elements = ", ".join(f"{a} : jump drops_{s.tag}" for a in s.addresses)
         nft.append(f"add element inet {FIREWALL_TABLE} drops_by_source {{ {elements} }}")
         tool.run(["nft", "; ".join(nft)], netns=self.netns, step="give the client its own firewall drop counters",
                  host=self.name, timeout=10).check()
@@ -178,8 +178,7 @@ class IkeClient:
         capture at a gateway holds one cell's exchange while other clients' cells run."""
         if self.scope is None:
             return bpf
-        hosts = " or ".join(f"host {a}" for a in (self.scope.address,) +
-                            ((self.scope.nat_address,) if self.scope.nat_address else ()))
+        hosts = " or ".join(f"host {a}" for a in self.scope.addresses)
         return f"({hosts}) and ({bpf})"
 
 
@@ -213,7 +212,7 @@ class Target:
         scoped client, only what concerns that client: other clients' cells may be running."""
         from . import tool
         scope = self.client.scope
-        own = (scope.address,) + ((scope.nat_address,) if scope and scope.nat_address else ()) if scope else ()
+        own = scope.addresses if scope else ()
         if self.client.netns:
             tool.run(["ip", "-n", self.client.netns, "route", "flush", "cache"], step="forget learnt path MTUs",
                      host=self.client.netns, timeout=10).check()

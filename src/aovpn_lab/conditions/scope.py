@@ -3,8 +3,8 @@ traffic from the rest, so that cells on different clients run at once, each unde
 own condition (`aovpn-lab run --workers N`).
 
     >>> s = ClientScope("client2", "198.18.2.2", "198.18.2.0/29", "lan2", "203.0.113.22", 102)
-    >>> s.tag, s.sources, s.counter("udp_500_dropped")
-    ('client2', ('198.18.2.0/29', '203.0.113.22'), 'client2_udp_500_dropped')
+    >>> s.tag, s.sources, s.addresses, s.counter("udp_500_dropped")
+    ('client2', ('198.18.2.0/29', '203.0.113.22'), ('198.18.2.2', '203.0.113.22'), 'client2_udp_500_dropped')
 
 A lab client's scope comes from the link between it and the edge and from its
 `client_scope` host vars (nat_address, route_table); a client elsewhere declares all of it
@@ -33,6 +33,11 @@ class ClientScope:
     def tag(self) -> str:
         """The client's name as nftables object names take it."""
         return re.sub(r"[^A-Za-z0-9_]", "_", self.name)
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The addresses its packets carry beyond the edge: its own, and its NAT address."""
+        return (self.address,) + ((self.nat_address,) if self.nat_address else ())
 
     @property
     def sources(self) -> tuple[str, ...]:
