@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.monotonic()
                 edge.apply(Condition.parse(condition))
                 r = probe.run_probe(target.client.vici, ike, profiles.get(profile), netns=target.client.netns,
-                                    ping=gw.ping_target)
+                                    ping=gw.ping_target, rule=target.give_up)
                 return time.monotonic() - t0, r
 
             passing = [cell("aovpn-recommended", "open") for _ in range(args.repeat)]

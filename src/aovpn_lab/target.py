@@ -83,6 +83,15 @@ class IkeGateway:
         tool.run(["nft", "; ".join(nft)], netns=self.netns, step="give the client its own firewall drop counters",
                  host=self.name, timeout=10).check()
 
+    def end_half_open(self, client: "IkeClient") -> int | None:
+        """Lab gateways: destroy the half-open IKE SAs the client's earlier cells left (a scoped
+        client: its own addresses only); None elsewhere, where the ledger waits them out."""
+        if self.vici is None or not self.vici.is_socket():
+            return None
+        from .ike.session import ViciSession
+        with ViciSession(self.vici, timeout=5) as s:
+            return s.end_half_open(set(client.scope.addresses) if client.scope else None)
+
     def half_open_sas(self) -> int | None:
         """Half-open IKE SAs the gateway holds now, from its own SA list (lab gateways only)."""
         if self.vici is None or not self.vici.is_socket():
@@ -205,12 +214,24 @@ class Target:
     sstp_gateways: tuple[TlsGateway, ...] = ()
     tlsvpn_gateways: tuple[TlsGateway, ...] = ()
 
-    def reset_path_state(self) -> None:
-        """Forget path MTUs learnt from ICMP on the lab's client and gateways, and the gateways'
-        connection tracking (their firewall admits 'established' flows), as the edge does when
-        a condition is applied: a cell must not inherit the previous cell's network. With a
-        scoped client, only what concerns that client: other clients' cells may be running."""
+    @property
+    def give_up(self):
+        """When an unanswered IKE request is given up: the lab's rule, or against a real
+        deployment the external one, whose floor follows the measured jitter (ike/giveup.py)."""
+        from .ike.giveup import GiveUpRule
+        return GiveUpRule.from_settings(external=self.inventory.lab is None)
+
+    def reset_path_state(self, ledger=None) -> None:
+        """Forget path MTUs learnt from ICMP on the lab's client and gateways, the gateways'
+        connection tracking (their firewall admits 'established' flows) and the half-open IKE
+        SAs earlier cells left on them (else a gateway's DoS protection ignores the client: the
+        half-open `ledger` would wait it out), as the edge does when a condition is applied: a
+        cell must not inherit the previous cell's network. With a scoped client, only what
+        concerns that client: other clients' cells may be running."""
         from . import tool
+        for g in self.gateways:
+            if g.end_half_open(self.client) is not None and ledger is not None:
+                ledger.forget(self.client.netns, g.address)
         scope = self.client.scope
         own = scope.addresses if scope else ()
         if self.client.netns:

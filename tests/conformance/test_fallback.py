@@ -104,7 +104,7 @@ def test_fallback(fallback_cell, target, edge, client_vici, half_open_ledger, ce
 
     def ikev2():
         return probe.run_probe(client_vici, ike_target, PROFILE, netns=target.client.netns, ping=gw.ping_target,
-                               ledger=half_open_ledger, timeout=10.0)
+                               ledger=half_open_ledger, timeout=10.0, rule=target.give_up)
 
     def sstp():
         return probe_sstp(sgw.address, sgw.port, user=sgw.user, password=sgw.password,
@@ -112,6 +112,7 @@ def test_fallback(fallback_cell, target, edge, client_vici, half_open_ledger, ce
                           ping=sgw.ping_target, timeout=8.0, netns=target.client.netns)
 
     edge.apply(condition)
+    target.reset_path_state(half_open_ledger)
     outcome = run_strategy(STRATEGY, ikev2, sstp, fallback_on=case.fallback_on, try_skipped=True)
     counters = edge.counters()
 
@@ -136,9 +137,9 @@ def test_fallback(fallback_cell, target, edge, client_vici, half_open_ledger, ce
         "observed: IKE_AUTH request / response (B)": f"{ike_a.sizes['IKE_AUTH_request']} / {ike_a.sizes['IKE_AUTH_response']}",
         "predicted IKE_AUTH request / response (B)": f"{facts.ike_auth_request} / {facts.ike_auth_response}",
         "observed: IKEv2 retransmits": ike_a.retransmits,
-        "lab setting: IKEv2 give-up time": f"the lab charon's ({retransmit.get('tries')} retransmits, "
-                              f"{retransmit.get('timeout')} s timeout, profiles/charon.yml); a Windows client "
-                              "waits longer before it reports 809 or falls back",
+        "lab setting: IKEv2 give-up time": f"the suite's ({target.give_up.describe()}; charon retransmits "
+                              f"after {retransmit.get('timeout')} s); a Windows client waits longer before it "
+                              "reports 809 or falls back",
         "observed: SSTP attempt" + (" (not part of the strategy: tried to show it works)" if sstp_a and sstp_a.counterfactual
                           else ""):
             "-" if sstp_a is None else f"{sstp_a.cause}, {sstp_a.elapsed_ms} ms, {sstp_a.sizes.get('tls') or '-'}, "

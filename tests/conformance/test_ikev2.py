@@ -46,12 +46,12 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici
             "gateway": f"{gateway.name} ({gateway.address}, variant {target.variant})"}))
 
     edge.apply(condition)
-    target.reset_path_state()
+    target.reset_path_state(half_open_ledger)
     with both_ends(target, gateway, cell) as pcaps:
+        # The differential test runs beside the attempt (inside the captures: they leave its SAs out).
         result = probe.run_probe(ike_vici, gateway.probe_target(target.client, auth), profile,
                                  netns=target.client.netns, ping=gateway.ping_target, timeout=10.0,
-                                 explain=False, ledger=half_open_ledger)
-    probe.explain_result(result, target.client.netns, half_open_ledger)  # after the captures: its probes are other SAs
+                                 ledger=half_open_ledger, rule=target.give_up)
     observed = "connected" if result.connected else result.cause
 
     data = result.to_json()
@@ -76,6 +76,7 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici
         "edge drop counters": edge.counters(),
         "gateway firewall drop counters": gateway.firewall_counters(target.client),
         "half-open IKE SAs": half_open_text(result.half_open, gateway.half_open_sas()),
+        "timing": result.timing,
         "messages": [m.to_json() for m in result.messages],
     }
     if result.detail:
@@ -83,7 +84,7 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici
     if result.reachability:
         evidence["differential test"] = result.reachability
     if pcaps and observed != "connected":
-        evidence.update(diagnosis_of(pcaps))
+        evidence.update(diagnosis_of(pcaps, result.differential_spis()))
     elif pcaps:
         pcaps.discard()
     if observed != "connected":
@@ -157,12 +158,13 @@ def both_ends(target, gateway, cell):
         yield holder
 
 
-def diagnosis_of(pcaps: Pcaps) -> dict:
-    """What the two captures show (aovpn-lab diagnose), beside what the client saw."""
+def diagnosis_of(pcaps: Pcaps, differential: set[bytes]) -> dict:
+    """What the two captures show (aovpn-lab diagnose), beside what the client saw; the
+    differential test's SAs, captured too, are left out."""
     from aovpn_lab.capture.diagnose import diagnose
     from aovpn_lab.errors import AovpnError
     try:
-        d = diagnose(pcaps.client, pcaps.server)
+        d = diagnose(pcaps.client, pcaps.server, leave_out=differential)
     except AovpnError as exc:
         return {"captures": f"{pcaps.client}, {pcaps.server}", "diagnosis from captures": f"unavailable: {exc}"}
     j = d.to_json()

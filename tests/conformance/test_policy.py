@@ -68,11 +68,11 @@ def test_gateway_refuses_weak_esp_proposals(gateway_name, target, edge, ike_vici
     base = profiles.get("aovpn-recommended")
     rows = []
     for cand in ESP_CANDIDATES:
-        target.reset_path_state()
+        target.reset_path_state(half_open_ledger)
         one = ClientProfile(f"esp-only-{cand['proposal']}", "one ESP proposal", base.ike, (cand["proposal"],),
                             base.fragmentation)
         r = probe.run_probe(ike_vici, gw.probe_target(target.client), one, netns=target.client.netns,
-                            timeout=10.0, explain=False, ledger=half_open_ledger)
+                            timeout=10.0, explain=False, ledger=half_open_ledger, rule=target.give_up)
         # The gateway's own word: its IKE_AUTH response carries N(NO_PROP) for a refused CHILD SA.
         no_prop = any(m.exchange == "IKE_AUTH" and m.direction == "received" and "N(NO_PROP)" in m.payloads
                       for m in r.messages)

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.lab
 def attempt(target: Target):
     gw = target.gateways[0]
     return probe.run_probe(target.client.vici, gw.probe_target(target.client), profiles.get(),
-                           netns=target.client.netns, ping=gw.ping_target, timeout=10.0)
+                           netns=target.client.netns, ping=gw.ping_target, timeout=10.0,
+                           rule=target.give_up)
 
 
 @pytest.mark.parametrize("blocked, open_", [("client", "client2"), ("client2", "client")])

@@ -79,7 +79,7 @@ def test_a_fragment_loss_the_edge_did_not_count_is_inconclusive_and_one_it_count
     def attempt(edge):
         target.reset_path_state()
         result = probe.run_probe(target.client.vici, gw.probe_target(target.client), profile,
-                                 netns=target.client.netns, timeout=10.0)
+                                 netns=target.client.netns, timeout=10.0, rule=target.give_up)
         observed = "connected" if result.connected else result.cause
         return corroborate(Verdict.compare(expected, observed, {}, predicted=predicted), condition, edge.counters())
 

@@ -127,7 +127,8 @@ def _sa_summary(sa: SaView, v: CaptureFinding) -> dict[str, Any]:
             "in_server_capture": bool(sa.server)}
 
 
-def diagnose(client_pcap: str | os.PathLike, server_pcap: str | os.PathLike) -> Diagnosis:
+def diagnose(client_pcap: str | os.PathLike, server_pcap: str | os.PathLike,
+             leave_out: set[bytes] | frozenset[bytes] = frozenset()) -> Diagnosis:
     """Compare a client capture and a server capture of the same IKEv2 attempt(s).
 
     Raises :class:`~aovpn_lab.capture.errors.CaptureInputError` for an unreadable, non-
@@ -136,10 +137,11 @@ def diagnose(client_pcap: str | os.PathLike, server_pcap: str | os.PathLike) -> 
     answers for SAs of which the server capture holds none (wrong server, wrong time,
     load balancer). A server capture with no packets, or only other clients' SAs, is
     valid when the client never got an answer: that is what a blocked path looks like.
-    See the module docstring for the rules.
+    See the module docstring for the rules. `leave_out`: initiator SPIs of IKE SAs that
+    are not the attempt's (the differential test's, sent at the same time).
     """
-    client = load_capture(client_pcap, "client")
-    server = load_capture(server_pcap, "server")
+    client = load_capture(client_pcap, "client").without(leave_out)
+    server = load_capture(server_pcap, "server").without(leave_out)
     common = _check_pairing(client, server)
     orphans = {"client": client.orphans, "server": server.orphans}
     views = [SaView(spi, client.by_sa.get(spi, []), server.by_sa.get(spi, [])) for spi in client.by_sa]

@@ -29,6 +29,13 @@ class CaptureSide:
     keepalives: int = 0
     by_sa: dict[bytes, list[IkeRecord]] = field(default_factory=dict)
 
+    def without(self, spis: set[bytes] | frozenset[bytes]) -> "CaptureSide":
+        """This capture with the IKE SAs of these initiator SPIs left out (another sender's)."""
+        if spis:
+            self.ike = [r for r in self.ike if r.spi_i not in spis]
+            self.by_sa = {k: v for k, v in self.by_sa.items() if k not in spis}
+        return self
+
     def to_json(self) -> dict[str, Any]:
         return {
             "file": self.path, "format": self.info.format, "frames": self.info.frames,

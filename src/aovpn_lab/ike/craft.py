@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
 from . import transforms as tf
@@ -96,8 +97,10 @@ DEFAULT_CANDIDATES = (
 
 def _send_init(gateway: str, port: int, proposals, *, timeout: float, tries: int,
                pad_to: int | None = None, ke_group=None, src_port: int | None = None,
-               fragmentation_supported: bool = True) -> ExchangeAttempt:
-    """Build a stateless IKE_SA_INIT (decoy KE) for this socket and send it."""
+               fragmentation_supported: bool = True, trips=None) -> ExchangeAttempt:
+    """Build a stateless IKE_SA_INIT (decoy KE) for this socket and send it. With `trips`
+    (giveup.RoundTrips), silence is given up on its rule, and an answer is a sample for it."""
+    patience = trips.deadline if trips is not None else None
     props = as_proposals(proposals)
     group = decoy_group(props) if ke_group is None else as_group(ke_group)
     family, ip = resolve(gateway)
@@ -110,14 +113,16 @@ def _send_init(gateway: str, port: int, proposals, *, timeout: float, tries: int
             spi = os.urandom(8)
             msg = build_ike_sa_init(props, group, spi=spi, src=local, dst=(ip, port), pad_to=pad_to,
                                     fragmentation_supported=fragmentation_supported)
-            result = probe(ip, port, msg, timeout=timeout, sock=sock)
+            result = probe(ip, port, msg, timeout=timeout, sock=sock, patience=patience)
+            if trips is not None and result.answered and result.rtt is not None:
+                trips.learn(result.rtt, own=False)
             if result.answer is not None and result.answer.cookie:
                 # The responder is rate-limiting half-open SAs: repeat with its cookie, as
                 # a real initiator does; the answer is still stateless on its side.
                 msg = build_ike_sa_init(props, group, spi=spi, src=local, dst=(ip, port), pad_to=pad_to,
                                         fragmentation_supported=fragmentation_supported,
                                         cookie=result.answer.cookie)
-                result = probe(ip, port, msg, timeout=timeout, sock=sock)
+                result = probe(ip, port, msg, timeout=timeout, sock=sock, patience=patience)
         except OSError as exc:
             result = ExchangeAttempt(port=port, sent=0, status="error", error=str(exc))
         finally:
@@ -172,6 +177,7 @@ def reachability(
     proposals=DEFAULT_REACH_PROPOSALS,
     tries: int = 1,
     delay: float = 0.0,
+    trips=None,
 ) -> dict:
     """Differential reachability test that explains IKEv2 silence.
 
@@ -183,18 +189,30 @@ def reachability(
     address itself and echoes the probe's SPI.  Takes at most about
     (3 or 4) x ``tries`` x ``timeout`` seconds.
 
+    With ``trips`` (the giveup.RoundTrips of an IKEv2 attempt running at the
+    same time), (a)-(c) go out at once, each answer is a round-trip sample, and
+    a silent probe is given up on the attempt's rule instead of ``timeout``.
+
     Returns ``{"gateway", "verdict", "findings", "explanation", "probes",
-    "elapsed_s"}`` with per-probe evidence.  Only the client->gateway
+    "elapsed_s"}`` with per-probe evidence (each probe's SPI, so that captures
+    of the attempt can leave these SAs out).  Only the client->gateway
     direction of fragmentation is tested (answers are small).
     """
     t0 = time.monotonic()
-    common = dict(timeout=timeout, tries=tries)
+    common = dict(timeout=timeout, tries=tries, trips=trips)
+    first = {"udp500": (port, None), "udp4500": (natt_port, None), "fragmented500": (port, big_size)}
     probes: dict[str, ExchangeAttempt] = {}
-    probes["udp500"] = _send_init(gateway, port, proposals, **common)
-    time.sleep(delay)
-    probes["udp4500"] = _send_init(gateway, natt_port, proposals, **common)
-    time.sleep(delay)
-    probes["fragmented500"] = _send_init(gateway, port, proposals, pad_to=big_size, **common)
+    if trips is not None:
+        # Threads started here inherit this thread's network namespace (craft_netns).
+        with ThreadPoolExecutor(max_workers=len(first), thread_name_prefix="reachability") as pool:
+            futures = {k: pool.submit(_send_init, gateway, p, proposals, pad_to=pad, **common)
+                       for k, (p, pad) in first.items()}
+            probes = {k: f.result() for k, f in futures.items()}
+    else:
+        for i, (k, (p, pad)) in enumerate(first.items()):
+            if i:
+                time.sleep(delay)
+            probes[k] = _send_init(gateway, p, proposals, pad_to=pad, **common)
     frag4500 = None
     if not probes["udp500"].answered and not probes["fragmented500"].answered \
             and probes["udp4500"].answered:

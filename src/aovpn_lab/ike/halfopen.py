@@ -104,6 +104,13 @@ class Ledger:
         self._live(key)
         self._save(key)
 
+    def forget(self, netns: str | None, gateway: str) -> None:
+        """The gateway no longer holds this source's half-open SAs (a lab gateway's were ended)."""
+        key = self.key(netns, gateway)
+        if key in self.entries:
+            self.entries.pop(key)
+            self._save(key)
+
     def pending(self, netns: str | None, gateway: str) -> int:
         return len(self._live(self.key(netns, gateway)))
 

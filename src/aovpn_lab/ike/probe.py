@@ -8,7 +8,10 @@ retransmits, the negotiated proposal, elapsed time.
 A client sees only silence when a message is lost, so silence is explained by a
 differential test from the same network namespace (ike.craft.reachability): small
 IKE_SA_INIT to UDP 500 and 4500 and an IP-fragmented one, each answered or not by the
-gateway itself.
+gateway itself. It runs beside the attempt, not after it, and both give up on an
+unanswered request by the same rule, a multiple of the round trip measured on the
+attempt (ike.giveup, docs/timing.md): the suite terminates the attempt then, instead of
+waiting for charon's own retransmissions to run out.
 
     >>> result = run_probe(vici_path, target, profiles.get())   # doctest: +SKIP
     >>> result.connected, result.cause, result.elapsed_ms                # doctest: +SKIP
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,7 @@ from ..errors import AovpnError
 from ..results import Phase, causes, probe_result
 from . import eap
 from . import messages as ikemsg
+from .giveup import GiveUpRule, Outstanding, RequestClock, RoundTrips
 from .halfopen import Ledger, default_path
 from . import profiles
 from .profiles import ClientProfile
@@ -81,6 +86,16 @@ class IkeProbeResult(probe_result.ProbeResult):
     # With a half-open ledger: whether this attempt left a half-open SA on the gateway, how
     # many this client may have left there now, and how long it waited before trying.
     half_open: dict[str, Any] = field(default_factory=dict)
+    # When the attempt would have been given up, measured and configured (giveup.RoundTrips),
+    # and what was given up, if anything.
+    timing: dict[str, Any] = field(default_factory=dict)
+
+    # The initiator SPIs of the differential test's probes, sent beside the attempt.
+    differential_sas: list[str] = field(default_factory=list)
+
+    def differential_spis(self) -> set[bytes]:
+        """The SAs of the differential test (captures of the attempt leave them out)."""
+        return {bytes.fromhex(s) for s in self.differential_sas}
 
     def size(self, exchange: str, kind: str) -> int | None:
         m = ikemsg.find(self.messages, exchange, kind)
@@ -159,15 +174,19 @@ def connection_config(target: IkeTarget, profile: ClientProfile) -> dict[str, An
 
 def run_probe(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *, netns: str | None = None,
               ping: str | None = None, timeout: float = 10.0, explain: bool = True,
-              name: str = "aovpn-probe", ledger: Ledger | None = None) -> IkeProbeResult:
+              name: str = "aovpn-probe", ledger: Ledger | None = None,
+              rule: GiveUpRule | None = None) -> IkeProbeResult:
     """Connect once; leave charon as it was found (connection unloaded, SA terminated).
 
-    With a `ledger`, first wait out the gateway's DoS protection where this client's own
-    earlier attempts could have triggered it, and record a half-open SA this one leaves."""
-    # room=1: this attempt may leave one more, and the differential test after it must still be answered
+    `explain`: run the differential test beside the attempt and name the cause of a
+    silence with it. `rule`: when an unanswered request is given up (default: the lab's,
+    profiles/charon.yml). With a `ledger`, first wait out the gateway's DoS protection
+    where this client's own earlier attempts could have triggered it, and record a
+    half-open SA this one leaves."""
+    # room=1: this attempt may leave one more, and the differential test must still be answered
     waited = ledger.before_attempt(netns, target.gateway, room=1) if ledger is not None else 0.0
     result = _attempt(vici_path, target, profile, netns=netns, ping=ping, timeout=timeout, explain=explain,
-                      name=name)
+                      name=name, rule=rule or GiveUpRule.from_settings())
     if ledger is not None:
         result.half_open = {"left": ledger.after_attempt(netns, target.gateway, result.messages, result.ike_sa),
                             "pending": ledger.pending(netns, target.gateway), "threshold": ledger.threshold,
@@ -175,8 +194,12 @@ def run_probe(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, 
     return result
 
 
+# How often the watch looks at the clock: a differential answer can shorten the deadline.
+WATCH_POLL = 0.02
+
+
 def _attempt(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *, netns: str | None,
-             ping: str | None, timeout: float, explain: bool, name: str) -> IkeProbeResult:
+             ping: str | None, timeout: float, explain: bool, name: str, rule: GiveUpRule) -> IkeProbeResult:
     with ViciSession(vici_path, timeout=timeout + 5) as s:
         s.terminate(name)  # a leftover from an interrupted run would confuse the result
         if target.auth == "eap-tls":
@@ -191,14 +214,20 @@ def _attempt(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *
             s.load_cert(pem, flag="CA")
         s.load_key(target.key_pem)
         s.load_conn(name, connection_config(target, profile))
+        trips = RoundTrips(rule)
+        clock = RequestClock(trips)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="differential") if explain else None
         began = time.monotonic()
-        ok, logs, error = s.initiate(name, "tunnel", timeout)
+        initiation = s.start_initiate(name, "tunnel", timeout)
+        beside = pool.submit(reachability, target.gateway, netns, trips=trips) if pool else None
+        gave_up = _watch(initiation, clock, lambda: _abandon(vici_path, name), limit=began + timeout + 10)
         elapsed_ms = int((time.monotonic() - began) * 1000)
-        lines = [e.get("msg", "") for e in logs]
+        lines = [e.get("msg", "") for e in initiation.logs]
         result = IkeProbeResult(connected=False, cause="no-response", elapsed_ms=elapsed_ms,
                                 gateway=target.gateway, profile=profile.name, messages=ikemsg.parse(lines), log=lines)
+        result.timing = {**trips.evidence(), "gave up": _gave_up_text(gave_up, trips, result.messages)}
         try:
-            if ok:
+            if initiation.ok:
                 _read_sa(s.list_sa(name), result)
             if result.child_sa:
                 result.cause = "none"
@@ -213,27 +242,76 @@ def _attempt(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *
                         result.cause = "no-response"
                         result.detail = f"tunnel up, but ping {ping} through it got no answer"
             else:
-                result.cause, result.detail = classify_failure(lines, error, result.messages)
-                if explain:
-                    explain_result(result, netns)
+                result.cause, result.detail = classify_failure(lines, initiation.error, result.messages)
+            if beside is not None:
+                if result.connected or result.cause != "no-response" or result.ike_sa:
+                    trips.settle()  # not a silence: nothing to explain, stop waiting for the probes
+                reach = _finished(beside, timeout)
+                result.differential_sas = sorted(p["spi"] for p in (reach or {}).get("probes", {}).values()
+                                                 if p.get("spi"))
+                _explain(result, reach)
         finally:
+            if pool is not None:
+                pool.shutdown(wait=False)
             s.terminate(name)
             s.unload_conn(name)
     result.phases = stages(result)
     return result
 
 
-def explain_result(result: IkeProbeResult, netns: str | None, ledger: Ledger | None = None) -> IkeProbeResult:
+def _watch(initiation, clock: RequestClock, abandon, limit: float) -> Outstanding | None:
+    """Follow the attempt's log as it arrives; give up the request charon waits on once it
+    is overdue (abandon() ends the attempt). Returns what was given up, or None."""
+    gave_up: Outstanding | None = None
+    while True:
+        now = time.monotonic()
+        if gave_up is None and clock.overdue(now):
+            gave_up = clock.outstanding
+            abandon()
+        item = initiation.next(WATCH_POLL)
+        if item is None:
+            return gave_up
+        if item is False:
+            if now > limit:  # charon neither answers nor ends the command: its socket timeout will
+                return gave_up
+            continue
+        clock.feed(item[0], item[1].get("msg", ""))
+
+
+def _abandon(vici_path: str | Path, name: str) -> None:
+    """Terminate the attempt's IKE SA through a second session: the initiate command then ends."""
+    with ViciSession(vici_path, timeout=5) as other:
+        other.terminate(name)
+
+
+def _gave_up_text(gave_up: Outstanding | None, trips: RoundTrips, msgs: list[ikemsg.IkeMessage]) -> str:
+    if gave_up is None:
+        return "no (the exchange ended by itself)"
+    sent = next((m for m in msgs if m.direction == "sent" and m.exchange == gave_up.exchange
+                 and m.message_id == gave_up.message_id and m.kind == "request"), None)
+    retransmits = sent.retransmits if sent else 0
+    return (f"{gave_up.exchange} request #{gave_up.message_id} unanswered {trips.allowance():g} s after it was "
+            f"sent ({retransmits} retransmits by charon meanwhile); the suite terminated the attempt")
+
+
+def _finished(future: Future, timeout: float) -> dict[str, Any] | None:
+    try:
+        return future.result(timeout=timeout)
+    except Exception as exc:  # the differential test explains; its failure must not hide the attempt's result
+        return {"verdict": "no-response", "explanation": f"the differential test failed: {exc}", "probes": {},
+                "error": str(exc)}
+
+
+def _explain(result: IkeProbeResult, reach: dict[str, Any] | None) -> None:
     """Turn a silent failure into a named cause with the differential test (run from the
-    same namespace as the attempt). Separate from run_probe so a caller can end its
-    packet captures first: the differential probes are other IKE SAs. They keep no state
-    on the gateway, but a gateway that ignores us (see halfopen) would not answer them."""
-    if not result.connected and result.cause == "no-response" and not result.ike_sa:
-        if ledger is not None:
-            ledger.before_attempt(netns, result.gateway)
-        result.reachability = reachability(result.gateway, netns)
-        result.cause, result.detail = explain_silence(result.messages, result.reachability)
-    return result
+    same namespace as the attempt, at the same time)."""
+    if reach is None or result.connected or result.cause != "no-response" or result.ike_sa or reach.get("settled"):
+        return
+    result.reachability = reach
+    if reach.get("error"):
+        result.detail = f"{result.detail}; {reach['explanation']}"
+        return
+    result.cause, result.detail = explain_silence(result.messages, reach)
 
 
 def _read_sa(sa: dict[str, Any] | None, result: IkeProbeResult) -> None:
@@ -306,14 +384,15 @@ def explain_silence(msgs: list[ikemsg.IkeMessage], reach: dict[str, Any]) -> tup
         f"{where} got no answer; differential test: {verdict}"
 
 
-def reachability(gateway: str, netns: str | None, timeout: float = 0.5) -> dict[str, Any]:
+def reachability(gateway: str, netns: str | None, timeout: float = 0.5,
+                 trips: RoundTrips | None = None) -> dict[str, Any]:
     """The differential test; `timeout` per probe (a gateway answers these in ~1 ms on a LAN,
-    tens of ms across the Internet)."""
+    tens of ms across the Internet), or with `trips` the attempt's give-up rule."""
     from . import craft  # scapy: imported only when silence needs explaining
     if netns:
         from .craft_netns import run_in_netns
-        return run_in_netns(netns, craft.reachability, gateway, timeout=timeout)
-    return craft.reachability(gateway, timeout=timeout)
+        return run_in_netns(netns, craft.reachability, gateway, timeout=timeout, trips=trips)
+    return craft.reachability(gateway, timeout=timeout, trips=trips)
 
 
 def ping_through(addr: str, netns: str | None, count: int = 1, wait: float = 1.0) -> bool:
@@ -345,4 +424,4 @@ def probe_from_cli(args: Any) -> IkeProbeResult:
     # An engineer runs the probe again and again: remember its half-open SAs between runs.
     with PrivateCharon() as charon:
         return run_probe(charon.vici, target, profile, ping=args.ping, timeout=args.timeout,
-                         ledger=Ledger(default_path()))
+                         ledger=Ledger(default_path()), rule=GiveUpRule.from_settings(external=True))

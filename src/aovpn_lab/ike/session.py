@@ -7,7 +7,10 @@ Every call is bounded by a socket timeout: a wedged charon becomes an error, not
 """
 from __future__ import annotations
 
+import queue
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +76,10 @@ class ViciSession:
             return False, logs, str(exc)
         return True, logs, ""
 
+    def start_initiate(self, ike: str, child: str, timeout: float) -> "Initiation":
+        """Initiate in a thread; its log entries arrive stamped, while the caller watches the clock."""
+        return Initiation(self, ike, child, timeout)
+
     def list_sa(self, ike: str) -> dict[str, Any] | None:
         for entry in self.s.list_sas({"ike": ike}):
             if ike in entry:
@@ -82,6 +89,20 @@ class ViciSession:
     def count_sas(self, state: str) -> int:
         """IKE SAs in this state (a responder's half-open SAs are CONNECTING)."""
         return sum(1 for entry in self.s.list_sas() for sa in entry.values() if _text(sa.get("state")) == state)
+
+    def end_half_open(self, remote_hosts: set[str] | None = None) -> int:
+        """Destroy the responder's half-open (CONNECTING) IKE SAs, of these peers only if given;
+        how many. Read first, then terminate: a vici stream must end before the next command."""
+        ids = [_text(sa.get("uniqueid")) for entry in self.s.list_sas() for sa in entry.values()
+               if _text(sa.get("state")) == "CONNECTING"
+               and (remote_hosts is None or _text(sa.get("remote-host")) in remote_hosts)]
+        for ike_id in ids:
+            try:
+                for _ in self.s.terminate({"ike-id": ike_id, "force": "yes", "timeout": "500", "loglevel": "-1"}):
+                    pass
+            except vici.exception.CommandException:
+                pass  # expired meanwhile
+        return len(ids)
 
     def terminate(self, ike: str) -> None:
         try:
@@ -101,3 +122,48 @@ def _decode(v: Any) -> Any:
     if isinstance(v, list):
         return [_decode(x) for x in v]
     return _text(v)
+
+
+class Initiation:
+    """One initiate command running in a thread: charon's log entries for it are queued with
+    the time each arrived, so that a caller can time the exchanges and give up on one (by
+    terminating the IKE SA through another session, which ends the command)."""
+
+    END = None
+
+    def __init__(self, session: ViciSession, ike: str, child: str, timeout: float) -> None:
+        self.entries: queue.Queue = queue.Queue()
+        self.ok = False
+        self.error = ""
+        self.logs: list[dict[str, str]] = []
+        request = {"ike": ike, "child": child, "timeout": str(int(timeout * 1000)), "init-limits": "no",
+                   "loglevel": "1"}
+        self._thread = threading.Thread(target=self._run, args=(session, request), name=f"initiate-{ike}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, session: ViciSession, request: dict[str, str]) -> None:
+        try:
+            for entry in session.s.initiate(request):
+                self.entries.put((time.monotonic(), {k: _text(v) for k, v in entry.items()}))
+            self.ok = True
+        except vici.exception.CommandException as exc:
+            self.error = str(exc)
+        except OSError as exc:  # the socket timed out: charon wedged
+            self.error = f"charon's vici socket: {exc}"
+        finally:
+            self.entries.put(self.END)
+
+    def next(self, wait: float) -> tuple[float, dict[str, str]] | None | bool:
+        """The next (arrival time, entry); None when the command has ended; False: nothing within `wait` s."""
+        try:
+            item = self.entries.get(timeout=max(0.0, wait))
+        except queue.Empty:
+            return False
+        if item is not self.END:
+            self.logs.append(item[1])
+        return item
+
+    def join(self, timeout: float) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()

@@ -11,11 +11,14 @@ import ipaddress
 import socket
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from .answer import IkeAnswer, parse_ike_answer
 from .numbers import NATT_PORT, NON_ESP_MARKER
 
 __all__ = ["ExchangeAttempt", "probe", "exchange", "resolve", "new_socket"]
+
+PATIENCE_POLL = 0.02  # s: how often a changing deadline is looked at again
 
 
 @dataclass
@@ -29,6 +32,7 @@ class ExchangeAttempt:
     rtt: float | None = None
     local: tuple[str, int] | None = None
     error: str | None = None
+    spi: bytes = b""  # the request's initiator SPI (captures of the attempt leave these SAs out)
     # Datagrams from the peer that were not an IKE answer to this request (garbage, ESP,
     # another SPI): a silent peer and one that answers nonsense are different failures.
     ignored: int = 0
@@ -49,6 +53,7 @@ class ExchangeAttempt:
             "answer_bytes": self.answer.size if self.answer else None,
             "rtt_ms": round(self.rtt * 1000, 2) if self.rtt is not None else None,
             "error": self.error,
+            "spi": self.spi.hex() or None,
         }
 
 
@@ -81,20 +86,25 @@ def new_socket(family: int, src_port: int | None) -> socket.socket:
 
 
 def _await_answer(sock, peer_addr: tuple[str, int], spi: bytes, use_marker: bool,
-                  start: float, deadline: float, result: ExchangeAttempt | None = None) -> IkeAnswer | None:
+                  start: float, deadline: float, result: ExchangeAttempt | None = None,
+                  patience: Callable[[float], float] | None = None) -> IkeAnswer | None:
     """The first datagram from ``peer_addr`` that is IKE and echoes ``spi``, or None.
 
-    Datagrams from the peer passed over are counted in ``result.ignored``.
+    Datagrams from the peer passed over are counted in ``result.ignored``. ``patience``
+    (send time -> deadline) replaces the fixed deadline and is asked again while waiting:
+    it may shorten as other probes learn the path's round trip.
     """
     ip, dst_port = peer_addr
     for _ in range(10000):  # bounded: stray datagrams cannot keep us here
-        remaining = deadline - time.monotonic()
+        remaining = (patience(start) if patience else deadline) - time.monotonic()
         if remaining <= 0:
             break
-        sock.settimeout(remaining)
+        sock.settimeout(min(remaining, PATIENCE_POLL) if patience else remaining)
         try:
             data, peer = sock.recvfrom(65535)
         except socket.timeout:
+            if patience:
+                continue  # the deadline is asked again
             break
         if peer[0] != ip or peer[1] != dst_port:
             continue
@@ -116,8 +126,8 @@ def _await_answer(sock, peer_addr: tuple[str, int], spi: bytes, use_marker: bool
 
 
 def _attempt(sock, own: bool, ip: str, dst_port: int, message: bytes,
-             use_marker: bool, timeout: float) -> ExchangeAttempt:
-    result = ExchangeAttempt(port=dst_port, sent=len(message), status="timeout")
+             use_marker: bool, timeout: float, patience: Callable[[float], float] | None = None) -> ExchangeAttempt:
+    result = ExchangeAttempt(port=dst_port, sent=len(message), status="timeout", spi=bytes(message[:8]))
     wire = (NON_ESP_MARKER + message) if use_marker else bytes(message)
     start = time.monotonic()
     deadline = start + max(0.0, timeout)
@@ -132,7 +142,7 @@ def _attempt(sock, own: bool, ip: str, dst_port: int, message: bytes,
         except OSError:
             pass
         answer = _await_answer(sock, (ip, dst_port), bytes(message[:8]), use_marker,
-                               start, deadline, result)
+                               start, deadline, result, patience)
         if answer is not None:
             result.answer, result.rtt, result.status = answer, answer.rtt, "answered"
     except ConnectionRefusedError as exc:
@@ -152,12 +162,14 @@ def probe(
     src_port: int | None = None,
     sock=None,
     marker: bool | None = None,
+    patience: Callable[[float], float] | None = None,
 ) -> ExchangeAttempt:
     """Send ``message`` once and wait up to ``timeout`` s for the matching answer.
 
     Only datagrams from ``dst_addr`` whose initiator SPI matches are taken;
     anything else is ignored until the deadline.  ``marker`` (default: port
     4500) prepends the 4-byte non-ESP marker and requires/strips it in answers.
+    ``patience`` (send time -> deadline) replaces ``timeout`` (see _await_answer).
     """
     family, ip = resolve(dst_addr)
     use_marker = (dst_port == NATT_PORT) if marker is None else marker
@@ -165,7 +177,7 @@ def probe(
     if own:
         sock = new_socket(family, src_port)
     try:
-        return _attempt(sock, own, ip, dst_port, message, use_marker, timeout)
+        return _attempt(sock, own, ip, dst_port, message, use_marker, timeout, patience)
     finally:
         if own:
             sock.close()

@@ -1,0 +1,161 @@
+"""When an IKE request counts as lost: a bounded multiple of the path's round trip.
+
+A request that goes unanswered is given up `factor` x RTT after it was first sent, never
+sooner than a floor nor later than a ceiling (profiles/charon.yml, `give_up`). The RTT is
+measured on the attempt itself: its IKE_SA_INIT's round trip, or, while that is still
+unanswered, the answers of the differential test running beside it (same namespace, same
+gateway). A request that had to be retransmitted gives no sample (Karn's rule: which
+transmission an answer belongs to cannot be told). Against a real deployment the floor also
+follows the jitter of the samples (RFC 6298: RTO = SRTT + 4 x RTTVAR). docs/timing.md.
+
+    >>> rule = GiveUpRule(factor=8, floor_s=0.4, ceiling_s=3.0)
+    >>> rule.after(0.001), rule.after(0.2), rule.after(None), rule.after(1.0)
+    (0.4, 1.6, 3.0, 3.0)
+    >>> ext = GiveUpRule(8, 0.4, 3.0, external=True, external_floor_s=1.0, external_ceiling_s=4.0)
+    >>> ext.after(0.05), ext.after(0.05, jitter=0.3), ext.after(0.3)
+    (1.0, 1.25, 2.4)
+"""
+from __future__ import annotations
+
+import re
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import profiles
+
+GENERATING = re.compile(r"^generating (\S+) request (\d+) ")
+PARSED_RESPONSE = re.compile(r"^parsed (\S+) response (\d+) ")
+RETRANSMIT = re.compile(r"^retransmit \d+ of request with message ID (\d+)$")
+
+
+@dataclass(frozen=True)
+class GiveUpRule:
+    factor: float
+    floor_s: float
+    ceiling_s: float
+    external: bool = False           # a real deployment: its floor and ceiling, jitter counts
+    external_floor_s: float = 1.0
+    external_ceiling_s: float = 4.0
+    jitter_factor: float = 4.0
+
+    @classmethod
+    def from_settings(cls, *, external: bool = False, settings: dict | None = None) -> "GiveUpRule":
+        g = (settings if settings is not None else profiles.charon_settings()).get("give_up") or {}
+        ext = g.get("external") or {}
+        return cls(float(g.get("factor", 8)), float(g.get("floor_s", 0.4)), float(g.get("ceiling_s", 3.0)),
+                   external, float(ext.get("floor_s", 1.0)), float(ext.get("ceiling_s", 4.0)),
+                   float(ext.get("jitter_factor", 4)))
+
+    @property
+    def floor(self) -> float:
+        return self.external_floor_s if self.external else self.floor_s
+
+    @property
+    def ceiling(self) -> float:
+        return self.external_ceiling_s if self.external else self.ceiling_s
+
+    def after(self, rtt: float | None, jitter: float = 0.0) -> float:
+        """Seconds a request may go unanswered; `rtt` None: nothing has answered yet."""
+        if rtt is None:
+            return self.ceiling
+        floor = self.floor
+        if self.external:
+            floor = max(floor, rtt + self.jitter_factor * jitter)
+        return round(min(self.ceiling, max(floor, self.factor * rtt)), 3)
+
+    def describe(self) -> str:
+        floor = f"{self.floor:g} s" + (f" or RTT + {self.jitter_factor:g} x jitter" if self.external else "")
+        return (f"{self.factor:g} x RTT, at least {floor}, at most {self.ceiling:g} s; {self.ceiling:g} s before "
+                f"any answer (profiles/charon.yml give_up{', external' if self.external else ''})")
+
+
+@dataclass
+class RoundTrips:
+    """The round-trip samples of one attempt (thread-safe: the differential test adds its own)."""
+    rule: GiveUpRule
+    own: float | None = None                       # this attempt's IKE_SA_INIT
+    others: list[float] = field(default_factory=list)  # the differential test's answers
+    settled: bool = False   # the attempt has its answer: whoever still waits stops now
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def learn(self, rtt: float, *, own: bool) -> None:
+        with self._lock:
+            if own:
+                self.own = rtt if self.own is None else self.own
+            else:
+                self.others.append(rtt)
+
+    @property
+    def rtt(self) -> float | None:
+        with self._lock:
+            return self.own if self.own is not None else (min(self.others) if self.others else None)
+
+    @property
+    def jitter(self) -> float:
+        """Mean deviation of all samples from their median (0 with fewer than two)."""
+        with self._lock:
+            samples = ([self.own] if self.own is not None else []) + self.others
+        if len(samples) < 2:
+            return 0.0
+        mid = statistics.median(samples)
+        return sum(abs(s - mid) for s in samples) / len(samples)
+
+    def allowance(self) -> float:
+        return self.rule.after(self.rtt, self.jitter)
+
+    def deadline(self, sent_at: float) -> float:
+        return float("-inf") if self.settled else sent_at + self.allowance()
+
+    def settle(self) -> None:
+        """The attempt no longer needs an explanation: the differential test stops waiting."""
+        self.settled = True
+
+    def evidence(self) -> dict[str, Any]:
+        rtt = self.rtt
+        source = "this attempt's IKE_SA_INIT" if self.own is not None else \
+            ("the differential test's answers" if self.others else "nothing answered")
+        return {"measured: round trip (ms)": "-" if rtt is None else round(rtt * 1000, 2),
+                "measured: round trip from": source,
+                "measured: jitter (ms)": round(self.jitter * 1000, 2),
+                "configured: give-up rule": self.rule.describe(),
+                "derived: give up an unanswered request after (s)": self.allowance()}
+
+
+@dataclass
+class Outstanding:
+    exchange: str
+    message_id: int
+    sent_at: float
+    retransmitted: bool = False
+
+
+class RequestClock:
+    """The request charon is waiting on, read from its log entries as they arrive."""
+
+    def __init__(self, trips: RoundTrips) -> None:
+        self.trips = trips
+        self.outstanding: Outstanding | None = None
+
+    def feed(self, at: float, line: str) -> None:
+        line = line.strip()
+        if m := GENERATING.match(line):
+            self.outstanding = Outstanding(m.group(1), int(m.group(2)), at)
+        elif (m := RETRANSMIT.match(line)) and self.outstanding and self.outstanding.message_id == int(m.group(1)):
+            self.outstanding.retransmitted = True
+        elif (m := PARSED_RESPONSE.match(line)) and self.outstanding and \
+                self.outstanding.message_id == int(m.group(2)):
+            o = self.outstanding
+            # Only IKE_SA_INIT measures the path: IKE_AUTH's answer waits for signatures and RADIUS.
+            if o.exchange == "IKE_SA_INIT" and not o.retransmitted:
+                self.trips.learn(at - o.sent_at, own=True)
+            self.outstanding = None
+
+    def deadline(self) -> float | None:
+        return None if self.outstanding is None else self.trips.deadline(self.outstanding.sent_at)
+
+    def overdue(self, now: float | None = None) -> bool:
+        d = self.deadline()
+        return d is not None and (time.monotonic() if now is None else now) >= d
