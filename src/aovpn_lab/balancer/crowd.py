@@ -25,6 +25,7 @@ from ..errors import InventoryError
 from ..ike.charon import PrivateCharon
 from ..ike import profiles as client_profiles
 from ..ike.eap import split_pem
+from ..ike.giveup import GiveUpRule, RoundTrips, WatchedInitiation
 from ..ike.session import ViciSession, _decode
 from ..inventory import Inventory
 from .config import BalancerConfig
@@ -73,6 +74,7 @@ class Crowd:
     timers: Timers = field(default_factory=Timers)
     charon: PrivateCharon | None = None
     keep_log: Path | None = None  # where charon's log is copied when the crowd ends (evidence)
+    give_up: GiveUpRule = field(default_factory=GiveUpRule.from_settings)  # the lab's rule
 
     @classmethod
     def for_lab(cls, inv: Inventory, *, count: int | None = None, **options: Any) -> "Crowd":
@@ -193,12 +195,20 @@ class Crowd:
                 opened.append(local.vici)
             return local.vici
 
+        # Given up like a cell's attempt (ike/giveup.py): a crowd behind a balancer that splits
+        # UDP 500 and 4500, or sends some clients to a hung gateway, does not wait for charon's
+        # own retransmissions to run out. Every client is on the same path (one namespace, one
+        # VIP): their IKE_SA_INIT round trips are samples for all of them.
+        trips = RoundTrips(self.give_up)
+
         def one(address: str) -> Attempt:
             began = time.monotonic()
-            ok, logs, error = session().initiate(self.name(address), CHILD, timeout)
+            w = WatchedInitiation(session(), self.charon.vici, self.name(address), CHILD, timeout,
+                                  self.give_up, trips).wait()
             # charon's own last words on a failure: why, in its terms (evidence, not a verdict)
-            tail = [e.get("msg", "") for e in logs][-3:] if not ok else []
-            return Attempt(address, self.identity(index[address]), ok, time.monotonic() - began,
+            error = w.gave_up_text() if w.gave_up else w.error
+            tail = w.lines[-3:] if not w.ok else []
+            return Attempt(address, self.identity(index[address]), w.ok, time.monotonic() - began,
                            "; ".join([error, *tail]) if error else "")
 
         try:

@@ -22,9 +22,11 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 from . import profiles
+from .session import Initiation, ViciSession
 
 GENERATING = re.compile(r"^generating (\S+) request (\d+) ")
 PARSED_RESPONSE = re.compile(r"^parsed (\S+) response (\d+) ")
@@ -74,30 +76,30 @@ class GiveUpRule:
 
 @dataclass
 class RoundTrips:
-    """The round-trip samples of one attempt (thread-safe: the differential test adds its own)."""
+    """The round-trip samples of one attempt, or of a crowd of clients on one path
+    (thread-safe: the differential test, or the crowd's other clients, add theirs)."""
     rule: GiveUpRule
-    own: float | None = None                       # this attempt's IKE_SA_INIT
+    own: list[float] = field(default_factory=list)     # the attempts' IKE_SA_INITs
     others: list[float] = field(default_factory=list)  # the differential test's answers
     settled: bool = False   # the attempt has its answer: whoever still waits stops now
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def learn(self, rtt: float, *, own: bool) -> None:
         with self._lock:
-            if own:
-                self.own = rtt if self.own is None else self.own
-            else:
-                self.others.append(rtt)
+            (self.own if own else self.others).append(rtt)
 
     @property
     def rtt(self) -> float | None:
+        """The smallest sample: the path's round trip without queueing (the attempts' own first)."""
         with self._lock:
-            return self.own if self.own is not None else (min(self.others) if self.others else None)
+            samples = self.own or self.others
+            return min(samples) if samples else None
 
     @property
     def jitter(self) -> float:
         """Mean deviation of all samples from their median (0 with fewer than two)."""
         with self._lock:
-            samples = ([self.own] if self.own is not None else []) + self.others
+            samples = self.own + self.others
         if len(samples) < 2:
             return 0.0
         mid = statistics.median(samples)
@@ -115,7 +117,7 @@ class RoundTrips:
 
     def evidence(self) -> dict[str, Any]:
         rtt = self.rtt
-        source = "this attempt's IKE_SA_INIT" if self.own is not None else \
+        source = "this attempt's IKE_SA_INIT" if self.own else \
             ("the differential test's answers" if self.others else "nothing answered")
         return {"measured: round trip (ms)": "-" if rtt is None else round(rtt * 1000, 2),
                 "measured: round trip from": source,
@@ -159,3 +161,76 @@ class RequestClock:
     def overdue(self, now: float | None = None) -> bool:
         d = self.deadline()
         return d is not None and (time.monotonic() if now is None else now) >= d
+
+
+# How often the watch looks at the clock: a differential answer can shorten the deadline.
+WATCH_POLL = 0.02
+
+
+def watch(initiation: Initiation, clock: RequestClock, abandon: Callable[[], None],
+          limit: float) -> Outstanding | None:
+    """Follow an attempt's log as it arrives; give up the request charon waits on once it is
+    overdue (abandon() ends the attempt). Returns what was given up, or None."""
+    gave_up: Outstanding | None = None
+    while True:
+        now = time.monotonic()
+        if gave_up is None and clock.overdue(now):
+            gave_up = clock.outstanding
+            abandon()
+        item = initiation.next(WATCH_POLL)
+        if item is None:
+            return gave_up
+        if item is False:
+            if now > limit:  # charon neither answers nor ends the command: its socket timeout will
+                return gave_up
+            continue
+        clock.feed(item[0], item[1].get("msg", ""))
+
+
+class WatchedInitiation:
+    """An initiate on `session` that the suite gives up by its rule: once the request charon
+    waits on is overdue, the IKE SA is terminated through a second session on `vici_path`
+    (the initiate command then ends)."""
+
+    def __init__(self, session: ViciSession, vici_path: str | Path, ike: str, child: str, timeout: float,
+                 rule: GiveUpRule, trips: RoundTrips | None = None) -> None:
+        """`trips`: samples shared with other attempts on the same path (a crowd's clients)."""
+        self.vici_path, self.ike, self.timeout = vici_path, ike, timeout
+        self.trips = trips if trips is not None else RoundTrips(rule)
+        self.clock = RequestClock(self.trips)
+        self.gave_up: Outstanding | None = None
+        self.began = time.monotonic()
+        self.initiation = session.start_initiate(ike, child, timeout)
+
+    def wait(self) -> "WatchedInitiation":
+        self.gave_up = watch(self.initiation, self.clock, self._abandon, limit=self.began + self.timeout + 10)
+        return self
+
+    def _abandon(self) -> None:
+        with ViciSession(self.vici_path, timeout=5) as other:
+            other.terminate(self.ike)
+
+    @property
+    def ok(self) -> bool:
+        return self.initiation.ok and self.gave_up is None
+
+    @property
+    def error(self) -> str:
+        return self.initiation.error
+
+    @property
+    def lines(self) -> list[str]:
+        return [e.get("msg", "") for e in self.initiation.logs]
+
+    def gave_up_text(self, messages: list | None = None) -> str:
+        g = self.gave_up
+        if g is None:
+            return "no (the exchange ended by itself)"
+        sent = next((m for m in messages or [] if m.direction == "sent" and m.exchange == g.exchange
+                     and m.message_id == g.message_id and m.kind == "request"), None)
+        retransmits = f" ({sent.retransmits} retransmits by charon meanwhile)" if sent else ""
+        return (f"{g.exchange} request #{g.message_id} unanswered {self.trips.allowance():g} s after it was "
+                f"sent{retransmits}; the suite terminated the attempt")
+
+    def evidence(self, messages: list | None = None) -> dict[str, Any]:
+        return {**self.trips.evidence(), "gave up": self.gave_up_text(messages)}

@@ -30,7 +30,7 @@ from ..errors import AovpnError
 from ..results import Phase, causes, probe_result
 from . import eap
 from . import messages as ikemsg
-from .giveup import GiveUpRule, Outstanding, RequestClock, RoundTrips
+from .giveup import GiveUpRule, RoundTrips, WatchedInitiation
 from .halfopen import Ledger, default_path
 from . import profiles
 from .profiles import ClientProfile
@@ -194,10 +194,6 @@ def run_probe(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, 
     return result
 
 
-# How often the watch looks at the clock: a differential answer can shorten the deadline.
-WATCH_POLL = 0.02
-
-
 def _attempt(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *, netns: str | None,
              ping: str | None, timeout: float, explain: bool, name: str, rule: GiveUpRule) -> IkeProbeResult:
     with ViciSession(vici_path, timeout=timeout + 5) as s:
@@ -214,18 +210,17 @@ def _attempt(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *
             s.load_cert(pem, flag="CA")
         s.load_key(target.key_pem)
         s.load_conn(name, connection_config(target, profile))
-        trips = RoundTrips(rule)
-        clock = RequestClock(trips)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="differential") if explain else None
         began = time.monotonic()
-        initiation = s.start_initiate(name, "tunnel", timeout)
+        initiation = WatchedInitiation(s, vici_path, name, "tunnel", timeout, rule)
+        trips = initiation.trips
         beside = pool.submit(reachability, target.gateway, netns, trips=trips) if pool else None
-        gave_up = _watch(initiation, clock, lambda: _abandon(vici_path, name), limit=began + timeout + 10)
+        initiation.wait()
         elapsed_ms = int((time.monotonic() - began) * 1000)
-        lines = [e.get("msg", "") for e in initiation.logs]
+        lines = initiation.lines
         result = IkeProbeResult(connected=False, cause="no-response", elapsed_ms=elapsed_ms,
                                 gateway=target.gateway, profile=profile.name, messages=ikemsg.parse(lines), log=lines)
-        result.timing = {**trips.evidence(), "gave up": _gave_up_text(gave_up, trips, result.messages)}
+        result.timing = initiation.evidence(result.messages)
         try:
             if initiation.ok:
                 _read_sa(s.list_sa(name), result)
@@ -257,41 +252,6 @@ def _attempt(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *
             s.unload_conn(name)
     result.phases = stages(result)
     return result
-
-
-def _watch(initiation, clock: RequestClock, abandon, limit: float) -> Outstanding | None:
-    """Follow the attempt's log as it arrives; give up the request charon waits on once it
-    is overdue (abandon() ends the attempt). Returns what was given up, or None."""
-    gave_up: Outstanding | None = None
-    while True:
-        now = time.monotonic()
-        if gave_up is None and clock.overdue(now):
-            gave_up = clock.outstanding
-            abandon()
-        item = initiation.next(WATCH_POLL)
-        if item is None:
-            return gave_up
-        if item is False:
-            if now > limit:  # charon neither answers nor ends the command: its socket timeout will
-                return gave_up
-            continue
-        clock.feed(item[0], item[1].get("msg", ""))
-
-
-def _abandon(vici_path: str | Path, name: str) -> None:
-    """Terminate the attempt's IKE SA through a second session: the initiate command then ends."""
-    with ViciSession(vici_path, timeout=5) as other:
-        other.terminate(name)
-
-
-def _gave_up_text(gave_up: Outstanding | None, trips: RoundTrips, msgs: list[ikemsg.IkeMessage]) -> str:
-    if gave_up is None:
-        return "no (the exchange ended by itself)"
-    sent = next((m for m in msgs if m.direction == "sent" and m.exchange == gave_up.exchange
-                 and m.message_id == gave_up.message_id and m.kind == "request"), None)
-    retransmits = sent.retransmits if sent else 0
-    return (f"{gave_up.exchange} request #{gave_up.message_id} unanswered {trips.allowance():g} s after it was "
-            f"sent ({retransmits} retransmits by charon meanwhile); the suite terminated the attempt")
 
 
 def _finished(future: Future, timeout: float) -> dict[str, Any] | None:
