@@ -2,8 +2,9 @@
 
     capture decoding (the pcap reader and IKE decoding the diagnosis uses, on the
     project's own captures; tshark's dissector through pyshark beside it when both are
-    installed), lab up (after first setup), lab down, condition switch, IKEv2 cell
-    (passing: median of N; failing: bounded by the retransmit policy), the default run
+    installed), lab up (after first setup), lab down, condition switch, the bare IKEv2
+    exchange, IKEv2 cells (passing: median of N; failing: per cause, bounded by the give-up
+    rule of docs/timing.md), the default run
     serial and on every client at once (pytest-xdist), each with its ratio to one bare
     IKEv2 exchange; a second lab up beside the first and a selection run on both at once;
     through the load balancer: concurrent IKE SAs, setup rate, memory per SA, and the time
@@ -139,6 +140,26 @@ def _reporting(say: Callable[[str, str], None], run_dir: Path, inv) -> None:
         say("certification (manifest, HTML, PDF)", f"{time.monotonic() - t:.2f}s")
 
 
+def _ratio(values: list[float], bare: float) -> str:
+    return f"{statistics.median(values) / bare:.0f}x the bare exchange"
+
+
+# One lab cell per cause a failing IKEv2 cell can have here: (cause, client profile, RFC 7383, condition).
+FAILING = (("no-proposal-chosen", "windows10-default", True, "open"),
+           ("udp-500-blocked", "aovpn-recommended", True, "block-udp-500"),
+           ("udp-4500-blocked", "aovpn-recommended", True, "block-udp-4500"),
+           ("ip-fragments-dropped", "aovpn-recommended", False, "drop-ip-fragments"))
+
+
+def _failing_cells(say: Callable[[str, str], None], cell, bare: float, repeat: int) -> None:
+    """Each cause's cell `repeat` times: the give-up rule's effect (docs/timing.md)."""
+    for cause, name, frag, condition in FAILING:
+        runs = [cell(profiles.get(name).with_fragmentation(frag), condition) for _ in range(repeat)]
+        seen = sorted({r.cause for _, r in runs})
+        say(f"IKEv2 cell, failing: {cause}", f"{_fmt([s for s, _ in runs])}, {_ratio([s for s, _ in runs], bare)}"
+            + ("" if seen == [cause] else f" (observed: {', '.join(seen)})"))
+
+
 def _runs(say: Callable[[str, str], None], inventory_path: str, bare: float) -> None:
     """The default run one cell after another, then on every client at once (pytest-xdist);
     each with its ratio to one bare IKEv2 exchange."""
@@ -223,21 +244,22 @@ def main(argv: list[str] | None = None) -> int:
                 switches.append(time.monotonic() - t)
             say("condition switch over netmiko", _fmt(switches))
 
-            def cell(profile: str, condition: str) -> tuple[float, probe.IkeProbeResult]:
+            def cell(profile: profiles.ClientProfile, condition: str) -> tuple[float, probe.IkeProbeResult]:
+                # as a conformance cell does it: condition, path state reset, attempt with its differential test
                 t0 = time.monotonic()
                 edge.apply(Condition.parse(condition))
-                r = probe.run_probe(target.client.vici, ike, profiles.get(profile), netns=target.client.netns,
+                target.reset_path_state()
+                r = probe.run_probe(target.client.vici, ike, profile, netns=target.client.netns,
                                     ping=gw.ping_target, rule=target.give_up)
                 return time.monotonic() - t0, r
 
-            passing = [cell("aovpn-recommended", "open") for _ in range(args.repeat)]
+            passing = [cell(profiles.get("aovpn-recommended"), "open") for _ in range(args.repeat)]
             assert all(r.connected for _, r in passing), "a passing cell did not connect"
-            say("IKEv2 cell, passing (condition+connect+ping)", _fmt([s for s, _ in passing]))
-            say("  of which IKE+child SA setup (charon)", _fmt([r.elapsed_ms / 1000 for _, r in passing]))
-            for prof, cond in (("windows10-default", "open"), ("aovpn-recommended", "block-udp-500"),
-                               ("aovpn-recommended", "block-udp-4500")):
-                s, r = cell(prof, cond)
-                say(f"IKEv2 cell, failing: {cond}/{prof}", f"{s:.2f}s -> {r.cause}")
+            bare = statistics.median(r.elapsed_ms / 1000 for _, r in passing)
+            say("bare IKEv2 exchange (IKE_SA_INIT+IKE_AUTH, charon)", _fmt([r.elapsed_ms / 1000 for _, r in passing]))
+            say("IKEv2 cell, passing (condition+connect+ping)",
+                f"{_fmt([s for s, _ in passing])}, {_ratio([s for s, _ in passing], bare)}")
+            _failing_cells(say, cell, bare, max(3, args.repeat // 2))
             edge.apply(Condition.parse("open"))
             if target.sstp_gateways:
                 from .sstp.probe import probe_sstp
@@ -254,7 +276,6 @@ def main(argv: list[str] | None = None) -> int:
             from .balancer.lab import LabBalancer
             from .balancer.scale import balancer_scale
             balancer_scale(LabBalancer.from_inventory(inv), say)
-        bare = statistics.median(r.elapsed_ms / 1000 for _, r in passing)
         _runs(say, args.inventory, bare)
         _reporting(say, (paths.REPORTS / "latest").resolve(), inv)
         _side_by_side(say, args.inventory)

@@ -119,3 +119,12 @@ def test_the_watch_leaves_an_exchange_that_ends_by_itself_alone():
     initiation.next = next_then_end
     gave_up = watch(initiation, RequestClock(RoundTrips(LAB)), lambda: None, limit=time.monotonic() + 10)
     assert gave_up is None
+
+
+def test_a_lab_target_gets_the_lab_rule_and_a_real_deployment_the_external_one():
+    from aovpn_lab import inventory, paths
+    from aovpn_lab.target import Target
+    lab = Target.from_inventory(inventory.load(paths.INVENTORIES / "lab"))
+    real = Target.from_inventory(inventory.load(paths.INVENTORIES / "examples" / "external-gateway.yml"))
+    assert not lab.give_up.external and lab.give_up.floor == charon_settings()["give_up"]["floor_s"]
+    assert real.give_up.external and real.give_up.floor == charon_settings()["give_up"]["external"]["floor_s"]
