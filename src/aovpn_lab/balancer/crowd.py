@@ -58,6 +58,9 @@ class Timers:
     ike_rekey: int = 0          # seconds; 0: charon's default (4 h)
     child_rekey: int = 0
     dpd_action: str = "clear"   # restart: re-initiate through the VIP when the gateway is gone
+    # charon's retransmissions before a peer counts as dead (None: profiles/charon.yml's 4,
+    # ~4.5 s; 2: ~1.2 s after the first unanswered DPD)
+    retransmit_tries: int | None = None
 
 
 @dataclass
@@ -109,7 +112,7 @@ class Crowd:
     def __enter__(self) -> "Crowd":
         self._addresses("add")
         try:
-            self.charon = PrivateCharon(netns=self.netns).__enter__()
+            self.charon = PrivateCharon(netns=self.netns, retransmit_tries=self.timers.retransmit_tries).__enter__()
             self._load()
         except BaseException:
             self.__exit__(None, None, None)

@@ -123,8 +123,10 @@ def failover_cell(lab: LabBalancer, clients: int = 50, newcomers: int = 20, time
     mode = "affinity" if "affinity" in lab.config.modes else lab.config.mode
     lab.switch(mode, [b.name for b in lab.config.backends], flush=True)
     lab.clear_gateways()
-    timers = Timers(dpd_delay=2, dpd_action="restart")
-    evidence: dict[str, Any] = {"mode": mode, "clients": clients, "dead peer detection": "every 2 s, then restart"}
+    timers = Timers(dpd_delay=2, dpd_action="restart", retransmit_tries=2)
+    evidence: dict[str, Any] = {"mode": mode, "clients": clients,
+                                "dead peer detection": "after 2 s of quiet, dead after 2 retransmits (~1.2 s), then "
+                                                       "restart"}
     log = artifacts / "clients-charon.log" if artifacts else None
     with monitor_running(lab, "ike"), Crowd.for_lab(lab.inventory, count=clients + newcomers, timers=timers,
                                                      keep_log=log) as crowd:
@@ -309,7 +311,8 @@ def sstp_cell(lab: LabBalancer, gateway, sources: int = 4, repeats: int = 2) -> 
             except Exception as exc:  # a TCP check's view, for contrast: evidence only
                 tcp_check = f"down ({exc})"
             evidence[f"a plain TCP check of {VICTIM}:{port} would say"] = tcp_check
-            after = {src: connect(src) for src in crowd.addresses}
+            with ThreadPoolExecutor(max_workers=crowd.concurrency) as pool:
+                after = dict(zip(crowd.addresses, pool.map(connect, crowd.addresses)))
         finally:
             for pid in pids:
                 os.kill(pid, signal.SIGCONT)

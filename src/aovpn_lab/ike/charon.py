@@ -51,9 +51,11 @@ def ports_free(ports: tuple[int, ...] = (500, 4500)) -> list[int]:
 
 
 class PrivateCharon:
-    def __init__(self, startup_timeout: float = 5.0, netns: str | None = None):
+    def __init__(self, startup_timeout: float = 5.0, netns: str | None = None, retransmit_tries: int | None = None):
         self.startup_timeout = startup_timeout
         self.netns = netns  # None: the namespace this process runs in
+        # None: profiles/charon.yml's. Fewer: a dead peer is declared sooner (DPD retransmits too).
+        self.retransmit_tries = retransmit_tries
         self.workdir: Path | None = None
         self.daemon: Daemon | None = None
 
@@ -84,7 +86,10 @@ class PrivateCharon:
                                  "namespace (another IKE daemon?)",
                                  hint="stop it, or run the probe in another namespace (`ip netns exec NS ...`)")
         self.workdir = Path(tempfile.mkdtemp(prefix="aovpn-charon-"))
-        (self.workdir / "strongswan.conf").write_text(config_text(self.workdir, profiles.charon_settings()))
+        settings = profiles.charon_settings()
+        if self.retransmit_tries is not None:
+            settings = {**settings, "retransmit": {**settings["retransmit"], "tries": self.retransmit_tries}}
+        (self.workdir / "strongswan.conf").write_text(config_text(self.workdir, settings))
         self.daemon = Daemon("charon", self.workdir, self.netns, error=TargetError)
         try:
             self.daemon.start(self.startup_timeout)
