@@ -151,18 +151,17 @@ FAILING = (("no-proposal-chosen", "windows10-default", True, "open"),
            ("udp-4500-blocked", "aovpn-recommended", True, "block-udp-4500"))
 
 
-def _failing_cells(say: Callable[[str, str], None], cell, bare: float, repeat: int) -> None:
+def _failing_cells(say: Callable[..., None], cell, bare: float, repeat: int) -> None:
     """Each cause's cell `repeat` times: the give-up rule's effect (docs/timing.md)."""
     for cause, name, frag, condition in FAILING:
         runs = [cell(profiles.get(name).with_fragmentation(frag), condition) for _ in range(repeat)]
         seen = sorted({r.cause for _, r in runs})
         say(f"IKEv2 cell, failing: {cause}", f"{_fmt([s for s, _ in runs])}, {_ratio([s for s, _ in runs], bare)}"
-            + ("" if seen == [cause] else f" (observed: {', '.join(seen)})"))
+            + ("" if seen == [cause] else f" (observed: {', '.join(seen)})"), statistics.median(s for s, _ in runs))
 
 
-def _runs(say: Callable[[str, str], None], inventory_path: str, bare: float) -> None:
-    """The default run one cell after another, then on every client at once (pytest-xdist);
-    each with its ratio to one bare IKEv2 exchange."""
+def _runs(say: Callable[..., None], inventory_path: str) -> None:
+    """The default run one cell after another, then on every client at once (pytest-xdist)."""
     from .report.run import run_suite, workers_for
     for label, workers in (("serial, --workers 1", 1), ("parallel, --workers auto", "auto")):
         n = workers_for(inventory_path, None, None, workers, None)
@@ -175,12 +174,12 @@ def _runs(say: Callable[[str, str], None], inventory_path: str, bare: float) -> 
             key = "load balancer (one group)" if "test_load_balancing" in c["nodeid"] else "every other cell"
             groups[key] = groups.get(key, 0.0) + sum(c.get("timings", {}).values())
         say(f"default run, {label} ({n} worker{'s' if n > 1 else ''})",
-            f"{took:.1f}s, exit {code}, {len(cells)} cells, {took / bare:.0f}x the bare exchange")
+            f"{took:.1f}s, exit {code}, {len(cells)} cells", took)
         for key, secs in groups.items():
             say(f"  cell time: {key}", f"{secs:.1f}s")
 
 
-def _side_by_side(say: Callable[[str, str], None], inventory_path: str) -> None:
+def _side_by_side(say: Callable[..., None], inventory_path: str) -> None:
     """A second lab (prefix bench2, its own management network) up beside the first, one
     selection run on each at the same time, and its down. Each run is its own `aovpn-lab
     run` process, as an engineer starts them: pytest keeps its plugins per process."""
@@ -188,7 +187,7 @@ def _side_by_side(say: Callable[[str, str], None], inventory_path: str) -> None:
     side = "bench2"
     t = time.monotonic()
     lifecycle.up(inventory.load(inventory_path, prefix=side), quiet=True)
-    say("second lab up beside the first (prefix bench2)", f"{time.monotonic() - t:.2f}s")
+    say("second lab up beside the first (prefix bench2)", f"{time.monotonic() - t:.2f}s", time.monotonic() - t)
     try:
         selection = "test_ikev2 and aovpn-recommended and not eap"
         t = time.monotonic()
@@ -198,11 +197,12 @@ def _side_by_side(say: Callable[[str, str], None], inventory_path: str) -> None:
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 for prefix in (None, side)]
         codes = [r.wait() for r in runs]
-        say("both labs, one selection each, at once", f"{time.monotonic() - t:.1f}s, exit {codes}")
+        say("both labs, one selection each, at once", f"{time.monotonic() - t:.1f}s, exit {codes}",
+            time.monotonic() - t)
     finally:
         t = time.monotonic()
         lifecycle.down(inventory.load(inventory_path, prefix=side), quiet=True)
-        say("second lab down", f"{time.monotonic() - t:.2f}s")
+        say("second lab down", f"{time.monotonic() - t:.2f}s", time.monotonic() - t)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,10 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = []
 
-    def say(label: str, value: str) -> None:
+    timed: dict[str, float] = {}  # figures in seconds, for their ratio to the bare exchange
+    bare = 0.0
+
+    def say(label: str, value: str, seconds: float | None = None) -> None:
         line = f"{label:<44} {value}"
         out.append(line)
         print(line, flush=True)
+        if seconds is not None:
+            timed[label] = seconds
 
     _decoding(say, args.captures)
     if args.decoding_only:
@@ -229,10 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     lifecycle.down(inv, quiet=True)
     t = time.monotonic()
     lifecycle.up(inv, quiet=True)
-    say("lab up (after first setup)", f"{time.monotonic() - t:.2f}s")
+    say("lab up (after first setup)", f"{time.monotonic() - t:.2f}s", time.monotonic() - t)
     t = time.monotonic()
     lifecycle.up(inv, quiet=True)
-    say("lab up again (idempotent, nothing to change)", f"{time.monotonic() - t:.2f}s")
+    say("lab up again (idempotent, nothing to change)", f"{time.monotonic() - t:.2f}s", time.monotonic() - t)
     try:
         target = Target.from_inventory(inv)
         gw = target.gateways[0]
@@ -259,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             bare = statistics.median(r.elapsed_ms / 1000 for _, r in passing)
             say("bare IKEv2 exchange (IKE_SA_INIT+IKE_AUTH, charon)", _fmt([r.elapsed_ms / 1000 for _, r in passing]))
             say("IKEv2 cell, passing (condition+connect+ping)",
-                f"{_fmt([s for s, _ in passing])}, {_ratio([s for s, _ in passing], bare)}")
+                f"{_fmt([s for s, _ in passing])}, {_ratio([s for s, _ in passing], bare)}",
+                statistics.median(s for s, _ in passing))
             _failing_cells(say, cell, bare, max(3, args.repeat // 2))
             edge.apply(Condition.parse("open"))
             if target.sstp_gateways:
@@ -272,18 +278,21 @@ def main(argv: list[str] | None = None) -> int:
                                    sni=sg.identity, ping=sg.ping_target, timeout=10, netns=target.client.netns)
                     assert r.connected, f"SSTP did not connect: {r.cause}"
                     times.append(time.monotonic() - t0)
-                say("SSTP cell (TLS, MS-CHAPv2, IPCP, ping, disconnect)", _fmt(times))
+                say("SSTP cell (TLS, MS-CHAPv2, IPCP, ping, disconnect)", _fmt(times), statistics.median(times))
         if inv.group("load_balancers"):
             from .balancer.lab import LabBalancer
             from .balancer.scale import balancer_scale
             balancer_scale(LabBalancer.from_inventory(inv), say)
-        _runs(say, args.inventory, bare)
+        _runs(say, args.inventory)
         _reporting(say, (paths.REPORTS / "latest").resolve(), inv)
         _side_by_side(say, args.inventory)
     finally:
         t = time.monotonic()
         lifecycle.down(inv, quiet=True)
-        say("lab down", f"{time.monotonic() - t:.2f}s")
+        say("lab down", f"{time.monotonic() - t:.2f}s", time.monotonic() - t)
+    if bare:
+        out += ["", f"ratio to the bare IKEv2 exchange ({bare * 1000:.0f} ms, median):"]
+        out += [f"  {label:<42} {secs / bare:8.0f}x" for label, secs in timed.items()]
     print("\n".join(["", "summary:"] + out))
     return 0
 
