@@ -70,13 +70,15 @@ def _decode_tshark(path: Path) -> int:
     return n
 
 
-def _big_capture(files: list[Path], copies: int, into: Path) -> tuple[Path, int]:
-    """One capture holding `copies` times every Ethernet record of `files` (a long soak)."""
+def _big_capture(files: list[Path], wanted: int, into: Path) -> tuple[Path, int]:
+    """One capture of about `wanted` frames, every Ethernet record of `files` repeated (a
+    long soak): the same size whichever captures reports/ happens to hold."""
     from scapy.utils import RawPcapWriter
 
     from .capture.pcapfile import read_frames
 
     frames = [f for p in files for f in read_frames(p) if f.linktype == 1]
+    copies = max(1, -(-wanted // max(1, len(frames))))
     out = into / "big.pcap"
     with RawPcapWriter(str(out), linktype=1) as w:
         w.write_header(None)
@@ -99,7 +101,7 @@ def _decoding(say: Callable[[str, str], None], extra: list[str]) -> None:
     except ImportError:
         say("tshark dissector via pyshark", "not installed (pip install pyshark; apt-get install tshark)")
     with tempfile.TemporaryDirectory() as tmp:
-        big, frames = _big_capture(files, 50, Path(tmp))
+        big, frames = _big_capture(files, 10000, Path(tmp))
         for label, decode in ways:
             t = time.monotonic()
             ike = sum(decode(p) for p in files)
@@ -292,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         say("lab down", f"{time.monotonic() - t:.2f}s", time.monotonic() - t)
     if bare:
         out += ["", f"ratio to the bare IKEv2 exchange ({bare * 1000:.0f} ms, median):"]
-        out += [f"  {label:<42} {secs / bare:8.0f}x" for label, secs in timed.items()]
+        width = max(map(len, timed), default=0)
+        out += [f"  {label:<{width}} {secs / bare:8.0f}x" for label, secs in timed.items()]
     print("\n".join(["", "summary:"] + out))
     return 0
 

@@ -8,7 +8,8 @@ The client sees only silence, so a probe that names `ip-fragments-dropped` or
 - and captures were taken at both ends, their diagnosis (which message was lost, in
   which direction, whether it was IP-fragmented on the wire) must name the same cause,
   or show the packets reaching the gateway unanswered while the gateway's own firewall
-  counted their drop; a diagnosis that differs, or none, makes the cell inconclusive.
+  counted their drop, or name it as the alternative they cannot rule out while the edge's
+  counter for it confirms it; a diagnosis that differs, or none, makes the cell inconclusive.
 An inconclusive cell is never a pass.
 
     >>> from aovpn_lab.conditions.model import Condition
@@ -50,6 +51,19 @@ def corroborate(verdict: Verdict, condition: Condition, counters: dict[str, int]
             return replace(verdict, evidence={**verdict.evidence, "corroborated by": (
                 f"the gateway's own firewall: {at_gateway[0]} = {at_gateway[1]} (the captures show the packets "
                 "reaching the gateway's interface, never answered)")})
+        allowed = (diagnosis.get("alternatives") or []) if isinstance(diagnosis, dict) else []
+        if seen != verdict.observed and verdict.observed in allowed:
+            # The captures cannot tell the two apart (e.g. a large IP-fragmented IKE_AUTH was the
+            # only packet to UDP 4500: fragments dropped, or the port blocked?). The client's
+            # cause stands only where the edge's own counter for it confirms it.
+            confirmed = _edge_confirms(verdict.observed, condition, counters)
+            if confirmed is None:
+                return replace(verdict, state=INCONCLUSIVE, fix="", reason=(
+                    f"the client observed {verdict.observed}; the captures at both ends name {seen} and cannot "
+                    f"rule out {verdict.observed}, and no edge counter decides between them"))
+            return replace(verdict, evidence={**verdict.evidence, "corroborated by": (
+                f"edge counter {confirmed[0]} = {confirmed[1]} (the captures name {seen} and cannot tell it from "
+                f"{verdict.observed})")})
         if seen != verdict.observed:
             said = f"name {seen}" if seen else f"gave no cause ({diagnosis})"
             return replace(verdict, state=INCONCLUSIVE, fix="", reason=(
@@ -70,6 +84,15 @@ def corroborate(verdict: Verdict, condition: Condition, counters: dict[str, int]
             f"the client observed {verdict.observed}, but the edge dropped nothing ({counter} = 0): the loss "
             "happened elsewhere (a server that is down, or the condition on the wrong interface)"))
     return replace(verdict, evidence=evidence)
+
+
+def _edge_confirms(cause: str, condition: Condition, counters: dict[str, int]) -> tuple[str, int] | None:
+    """(counter, drops) when the edge applied the condition behind `cause` and counted drops for it."""
+    if cause not in CAUSE_COUNTERS:
+        return None
+    kind, counter = CAUSE_COUNTERS[cause]
+    dropped = counters.get(counter)
+    return (counter, dropped) if condition.has(kind) and dropped else None
 
 
 def _gateway_firewall_drops(cause: str, counters: dict[str, int] | None) -> tuple[str, int] | None:

@@ -178,7 +178,7 @@ def diagnosis_of(pcaps: Pcaps, differential: set[bytes]) -> dict:
                  "arrived: packets": m["seen"].get("packets")}
                 for m in j.get("evidence", {}).get("exchanges", []) if m.get("exchange") == "IKE_AUTH"]
     return {"captures": f"{pcaps.client}, {pcaps.server}",
-            "diagnosis from captures": {k: j.get(k) for k in ("established", "cause", "direction",
+            "diagnosis from captures": {k: j.get(k) for k in ("established", "cause", "alternatives", "direction",
                                                                "uses_ip_fragmentation", "reason")},
             "measured IKE_AUTH packets (two-end captures)": measured or "-",
             "diagnosis summary": d.summary()}

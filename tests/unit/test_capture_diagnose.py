@@ -361,10 +361,26 @@ def test_first_fragment_lost_behind_nat_matched_by_ip_id(tmp_path):
     sa.auth(req=5000, respond=False, arrive_req={1, 2, 3}, copies=3)
     d = run(c, tmp_path)
     assert verdict(d) == (False, "ip-fragments-dropped", I2R, True), d.summary()
-    assert d.nat is True and d.alternatives == []
     e = exchange(d, "IKE_AUTH", "request")
     assert e["seen"]["datagrams"] == 0 and e["seen"]["ip_fragments"] == 9  # headless fragments, by IP ID
     assert len(d.server.orphans) == 3
+    # Only the first fragments, the ones with the UDP header, were lost, and nothing else reached
+    # UDP 4500: a filter on the port (it sees the port in the first fragment alone) looks the same.
+    assert d.nat is True and d.alternatives == ["udp-4500-blocked"]
+    assert "the only ones carrying the UDP header" in d.reason
+
+
+def test_first_fragment_lost_while_the_port_works_is_certain(tmp_path):
+    c = Conv()
+    ok = Sa(c, 1)
+    ok.init()
+    ok.auth(respond=False)          # an earlier attempt's small IKE_AUTH reached UDP 4500: the port works
+    sa = Sa(c, 2)
+    sa.init()
+    sa.auth(req=5000, respond=False, arrive_req={1, 2, 3}, copies=3)
+    d = run(c, tmp_path)
+    assert verdict(d) == (False, "ip-fragments-dropped", I2R, True), d.summary()
+    assert d.alternatives == []
 
 
 def test_fragmented_response_lost_on_the_way_back(tmp_path):

@@ -113,3 +113,21 @@ def test_a_drop_by_the_gateways_own_firewall_is_corroborated_by_its_counter():
     assert ok.state == "pass" and "udp_4500_dropped = 3" in ok.evidence["corroborated by"]
     # a silent gateway whose firewall dropped nothing: the client's cause is not confirmed
     assert corroborate(passed, Condition.parse("open"), {}, silent, {"udp_4500_dropped": 0}).state == "inconclusive"
+
+
+def test_a_cause_the_captures_cannot_rule_out_stands_only_on_the_edges_counter():
+    # A large IP-fragmented IKE_AUTH was the only packet to UDP 4500: the captures name
+    # ip-fragments-dropped and cannot rule out udp-4500-blocked.
+    exp = Expectation("udp-4500-blocked", "AOVPN-IKE-PORT-001", "4500 blocked")
+    passed = Verdict.compare(exp, "udp-4500-blocked", {})
+    undecided = {"cause": "ip-fragments-dropped", "alternatives": ["udp-4500-blocked"]}
+    cond = Condition.parse("block-udp-4500")
+    ok = corroborate(passed, cond, {"udp_4500_dropped": 2}, undecided)
+    assert ok.state == "pass" and "udp_4500_dropped = 2" in ok.evidence["corroborated by"]
+    assert "cannot tell it from udp-4500-blocked" in ok.evidence["corroborated by"]
+    # no count at the edge, or a condition the edge did not apply: nothing decides, inconclusive
+    assert corroborate(passed, cond, {"udp_4500_dropped": 0}, undecided).state == "inconclusive"
+    assert corroborate(passed, Condition.parse("open"), {}, undecided).state == "inconclusive"
+    # a cause the captures do not name even as an alternative stays inconclusive
+    other = {"cause": "ip-fragments-dropped", "alternatives": ["udp-500-blocked"]}
+    assert corroborate(passed, cond, {"udp_4500_dropped": 2}, other).state == "inconclusive"

@@ -42,7 +42,9 @@ The decision, exchange by exchange (IKE_SA_INIT rounds, then IKE_AUTH by message
          nothing at all ever arrived on that port (typical: the large IKE_AUTH is the
          first packet to UDP 4500), the captures cannot tell "fragments dropped" from
          "port blocked": the cause is still ``ip-fragments-dropped`` and
-         ``alternatives`` names ``udp-<port>-blocked``;
+         ``alternatives`` names ``udp-<port>-blocked``; so it does when only non-first
+         fragments arrived (a filter on the port sees the port in the first fragment
+         alone, and drops just that one);
        - an unfragmented message: ``udp-500-blocked`` / ``udp-4500-blocked`` by the
          responder's port (500 or 4500) of that message.
     2. A request the responder received completely and never answered: ``no-response``

@@ -81,6 +81,13 @@ def _loss(m: Message, all_sas: list[SaView]) -> CaptureFinding:
                 v.reason += f" (UDP {port} works from {way}, so only a one-way block would look the same)"
             else:
                 v.reason += ", so a blocked port would look the same"
+        elif got and not m.seen.records and not works and blocked != "no-response":
+            # Only non-first fragments arrived: the first fragment alone carries the UDP header,
+            # and a filter on the port (which sees it there only) drops exactly that one.
+            v.alternatives = [blocked]
+            v.reason += (f"; none of the first fragments (the only ones carrying the UDP header) arrived and "
+                         f"nothing else sent this way reached UDP {port}, so a filter on that port, which sees the "
+                         "port in the first fragment alone, would look the same")
     else:
         v.reason = (f"{what} ({m.size} B, not fragmented) was sent {sent['transmissions']} time(s) to UDP "
                     f"{port} and never arrived")
