@@ -109,7 +109,8 @@ def test_fallback(fallback_cell, target, edge, client_vici, half_open_ledger, ce
     def sstp():
         return probe_sstp(sgw.address, sgw.port, user=sgw.user, password=sgw.password,
                           ca_file=str(sgw.ca_file) if sgw.ca_file else None, sni=sgw.identity,
-                          ping=sgw.ping_target, timeout=8.0, netns=target.client.netns)
+                          ping=sgw.ping_target, timeout=8.0, netns=target.client.netns,
+                          syn_timeout=target.give_up.ceiling)
 
     edge.apply(condition)
     target.reset_path_state(half_open_ledger)

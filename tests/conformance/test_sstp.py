@@ -41,7 +41,7 @@ def test_sstp_connection_matches_expectation(sstp_cell, target, edge, cell):
     edge.apply(Condition.parse(condition))
     result = probe_sstp(gw.address, gw.port, user=gw.user, password=gw.password,
                         ca_file=str(gw.ca_file) if gw.ca_file else None, sni=gw.identity, ping=gw.ping_target,
-                        timeout=8.0, netns=target.client.netns)
+                        timeout=8.0, netns=target.client.netns, syn_timeout=target.give_up.ceiling)
     data = result.to_json()
     observed = "connected" if result.connected else result.cause
     evidence = {
@@ -57,6 +57,8 @@ def test_sstp_connection_matches_expectation(sstp_cell, target, edge, cell):
                            "verify it - see the crypto-binding cells" if data.get("crypto_binding_sent")
                            else "not sent"),
         "edge drop counters": edge.counters(),
+        "configured: give up an unanswered TCP SYN after (s)": f"{target.give_up.ceiling:g} (the give-up rule's "
+                                                                 "ceiling: no round trip measured yet)",
     }
     if not result.connected:
         evidence["detail"] = data.get("detail")

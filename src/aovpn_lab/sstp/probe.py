@@ -151,9 +151,11 @@ class _Clock:
 def probe_sstp(server: str, port: int = 443, *, user: str, password: str,
                ca_file: str | None = None, sni: str | None = None, ping: str | None = None,
                timeout: float = 15.0, auth: str = "mschapv2", netns: str | None = None,
-               source: str | None = None) -> SstpProbeResult:
+               source: str | None = None, syn_timeout: float | None = None) -> SstpProbeResult:
     """Connect once, report, disconnect. ``netns``: run from that network namespace;
-    ``source``: the local address to connect from."""
+    ``source``: the local address to connect from; ``syn_timeout``: give up an unanswered
+    TCP SYN after that long (the give-up rule's ceiling: nothing has answered yet to
+    measure a round trip on, docs/timing.md)."""
     if auth not in AUTH_CHOICES:
         raise ValueError(f"auth must be one of {sorted(AUTH_CHOICES)}, not {auth!r}")
     if timeout <= 0:
@@ -161,20 +163,21 @@ def probe_sstp(server: str, port: int = 443, *, user: str, password: str,
     if netns:
         from ..ike.craft_netns import run_in_netns
         return run_in_netns(netns, _probe, server, port, user, password, ca_file, sni, ping,
-                            timeout, auth, source, netns_timeout=timeout + 15)
-    return _probe(server, port, user, password, ca_file, sni, ping, timeout, auth, source)
+                            timeout, auth, source, syn_timeout, netns_timeout=timeout + 15)
+    return _probe(server, port, user, password, ca_file, sni, ping, timeout, auth, source, syn_timeout)
 
 
 def _probe(server: str, port: int, user: str, password: str, ca_file: str | None,
            sni: str | None, ping: str | None, timeout: float, auth: str,
-           source: str | None = None) -> SstpProbeResult:
+           source: str | None = None, syn_timeout: float | None = None) -> SstpProbeResult:
     result = SstpProbeResult(connected=False, cause="timeout", server=server, port=port,
                              elapsed_ms=0, auth=auth, user=user, sni=sni, ping=ping)
     clock = _Clock(result)
     deadline = clock.began + timeout
     clock.begin("tcp")
     try:
-        conn = open_tls(server, port, ca_file=ca_file, sni=sni, timeout=timeout, source=source)
+        conn = open_tls(server, port, ca_file=ca_file, sni=sni, timeout=timeout, source=source,
+                        syn_timeout=syn_timeout)
     except TransportFailure as failure:
         _transport_failed(failure, result, clock)
         result.elapsed_ms = clock.now_ms()

@@ -142,15 +142,16 @@ def open_tcp(host: str, port: int, timeout: float, source: str | None = None) ->
 
 
 def open_tls(host: str, port: int = 443, *, ca_file: str | None = None, sni: str | None = None,
-             timeout: float = 10.0, source: str | None = None) -> TlsConnection:
-    """TCP connect + TLS handshake with chain and name verification."""
+             timeout: float = 10.0, source: str | None = None, syn_timeout: float | None = None) -> TlsConnection:
+    """TCP connect + TLS handshake with chain and name verification. `syn_timeout`: how long
+    an unanswered SYN is waited for (default: the whole `timeout`)."""
     deadline = time.monotonic() + timeout
     server_name = sni or host
     try:
         context = tls_context(ca_file)
     except (OSError, ssl.SSLError) as exc:
         raise TransportFailure("cert-untrusted", f"cannot load CA file {ca_file}: {exc}", "tls")
-    raw, tcp_ms = open_tcp(host, port, timeout, source)
+    raw, tcp_ms = open_tcp(host, port, min(timeout, syn_timeout or timeout), source)
     began = time.monotonic()
     raw.settimeout(max(deadline - time.monotonic(), 0.01))
     try:
