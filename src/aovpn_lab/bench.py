@@ -255,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             def cell(profile: profiles.ClientProfile, condition: str) -> tuple[float, probe.IkeProbeResult]:
                 # as a conformance cell does it: condition, path state reset, attempt with its differential test
                 t0 = time.monotonic()
-                edge.apply(Condition.parse(condition))
                 target.reset_path_state()
+                edge.apply(Condition.parse(condition))
                 r = probe.run_probe(target.client.vici, ike, profile, netns=target.client.netns,
                                     ping=gw.ping_target, rule=target.give_up)
                 return time.monotonic() - t0, r

@@ -227,7 +227,9 @@ class Target:
         SAs earlier cells left on them (else a gateway's DoS protection ignores the client: the
         half-open `ledger` would wait it out), as the edge does when a condition is applied: a
         cell must not inherit the previous cell's network. With a scoped client, only what
-        concerns that client: other clients' cells may be running."""
+        concerns that client: other clients' cells may be running. Call it before the edge
+        applies the cell's condition: ending a half-open SA can make the gateway send the
+        client a DELETE, whose flow the edge's flush must then remove."""
         from . import tool
         for g in self.gateways:
             if g.end_half_open(self.client) is not None and ledger is not None:
@@ -248,9 +250,10 @@ class Target:
                          step="reset the gateway firewall's counters", host=ns, timeout=10).check()
                 continue
             for address in own:
-                # conntrack -D exits 1 when no entry matched ("0 flow entries have been deleted")
-                tool.run(["conntrack", "-D", "-s", address], netns=ns, step="flush the client's connection tracking",
-                         host=ns, timeout=10, ok_codes=(0, 1), hint="apt-get install conntrack").check()
+                for way in ("-s", "-d"):  # its flows both ways (a gateway may have opened one towards it)
+                    # conntrack -D exits 1 when no entry matched ("0 flow entries have been deleted")
+                    tool.run(["conntrack", "-D", way, address], netns=ns, step="flush the client's connection "
+                             "tracking", host=ns, timeout=10, ok_codes=(0, 1), hint="apt-get install conntrack").check()
             tool.run(["nft", "; ".join(f"reset counter inet {FIREWALL_TABLE} {scope.counter(c)}"
                                        for c in GATEWAY_DROP_COUNTERS)], netns=ns,
                      step="reset the client's firewall counters", host=ns, timeout=10).check()

@@ -112,8 +112,8 @@ def test_fallback(fallback_cell, target, edge, client_vici, half_open_ledger, ce
                           ping=sgw.ping_target, timeout=8.0, netns=target.client.netns,
                           syn_timeout=target.give_up.ceiling)
 
-    edge.apply(condition)
     target.reset_path_state(half_open_ledger)
+    edge.apply(condition)
     outcome = run_strategy(STRATEGY, ikev2, sstp, fallback_on=case.fallback_on, try_skipped=True)
     counters = edge.counters()
 

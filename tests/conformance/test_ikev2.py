@@ -45,8 +45,8 @@ def test_ikev2_connection_matches_expectation(ikev2_cell, target, edge, ike_vici
             "condition": f"{condition} ({condition.description})",
             "gateway": f"{gateway.name} ({gateway.address}, variant {target.variant})"}))
 
+    target.reset_path_state(half_open_ledger)  # before the condition: see its docstring
     edge.apply(condition)
-    target.reset_path_state(half_open_ledger)
     with both_ends(target, gateway, cell) as pcaps:
         # The differential test runs beside the attempt (inside the captures: they leave its SAs out).
         result = probe.run_probe(ike_vici, gateway.probe_target(target.client, auth), profile,

@@ -38,10 +38,10 @@ def test_two_clients_under_opposite_conditions_at_the_same_time_each_get_their_o
         for gw in targets[blocked].gateways:
             for t in targets.values():
                 gw.count_drops_of(t.client)
-        edges[blocked].apply(Condition.parse("block-udp-4500"))
-        edges[open_].apply(Condition.parse("open"))
         for t in targets.values():
             t.reset_path_state()
+        edges[blocked].apply(Condition.parse("block-udp-4500"))
+        edges[open_].apply(Condition.parse("open"))
         with ThreadPoolExecutor(2) as pool:
             results = dict(zip(targets, pool.map(attempt, targets.values())))
         assert results[open_].connected, results[open_].detail

@@ -22,8 +22,8 @@ def on_path(lab):
     edge.open()
 
     def attempt(condition: str, ledger: Ledger | None = None):
-        edge.apply(Condition.parse(condition))
         target.reset_path_state(ledger)
+        edge.apply(Condition.parse(condition))
         gw = target.gateways[0]
         return probe.run_probe(target.client.vici, gw.probe_target(target.client), profiles.get(),
                                netns=target.client.netns, ping=gw.ping_target, timeout=10.0,

@@ -149,9 +149,11 @@ class LinuxNftDriver(ConditionDriver):
             cmds += self._route_commands(condition.path_mtu, client_side=True)
             if self.scope.route_table:
                 cmds += self._route_commands(condition.path_mtu, client_side=False)
-            # This client's flows alone. conntrack -D exits 1 when no entry matched (its
+            # This client's flows alone, both ways: a flow a gateway opened towards it (say a
+            # DELETE for a half-open SA) would otherwise carry the client's next IKE_SA_INIT as
+            # its reply, past a new NAT rule. conntrack -D exits 1 when no entry matched (its
             # "0 flow entries have been deleted"): nothing to flush is not a failure here.
-            cmds.append(f"conntrack -D -s {self.scope.address} >/dev/null 2>&1; [ $? -le 1 ]")
+            cmds += [f"conntrack -D -{way} {self.scope.address} >/dev/null 2>&1; [ $? -le 1 ]" for way in "sd"]
         return cmds
 
     def _route_commands(self, mtu: int | None, client_side: bool | None = None) -> list[str]:
