@@ -142,10 +142,6 @@ def _reporting(say: Callable[[str, str], None], run_dir: Path, inv) -> None:
         say("certification (manifest, HTML, PDF)", f"{time.monotonic() - t:.2f}s")
 
 
-def _ratio(values: list[float], bare: float) -> str:
-    return f"{statistics.median(values) / bare:.0f}x the bare exchange"
-
-
 # One cell per cause a failing IKEv2 cell of the default lab has (its gateways fragment with
 # RFC 7383, so no cell there loses IP fragments): (cause, client profile, RFC 7383, condition).
 FAILING = (("no-proposal-chosen", "windows10-default", True, "open"),
@@ -153,12 +149,12 @@ FAILING = (("no-proposal-chosen", "windows10-default", True, "open"),
            ("udp-4500-blocked", "aovpn-recommended", True, "block-udp-4500"))
 
 
-def _failing_cells(say: Callable[..., None], cell, bare: float, repeat: int) -> None:
+def _failing_cells(say: Callable[..., None], cell, repeat: int) -> None:
     """Each cause's cell `repeat` times: the give-up rule's effect (docs/timing.md)."""
     for cause, name, frag, condition in FAILING:
         runs = [cell(profiles.get(name).with_fragmentation(frag), condition) for _ in range(repeat)]
         seen = sorted({r.cause for _, r in runs})
-        say(f"IKEv2 cell, failing: {cause}", f"{_fmt([s for s, _ in runs])}, {_ratio([s for s, _ in runs], bare)}"
+        say(f"IKEv2 cell, failing: {cause}", _fmt([s for s, _ in runs])
             + ("" if seen == [cause] else f" (observed: {', '.join(seen)})"), statistics.median(s for s, _ in runs))
 
 
@@ -266,9 +262,8 @@ def main(argv: list[str] | None = None) -> int:
             bare = statistics.median(r.elapsed_ms / 1000 for _, r in passing)
             say("bare IKEv2 exchange (IKE_SA_INIT+IKE_AUTH, charon)", _fmt([r.elapsed_ms / 1000 for _, r in passing]))
             say("IKEv2 cell, passing (condition+connect+ping)",
-                f"{_fmt([s for s, _ in passing])}, {_ratio([s for s, _ in passing], bare)}",
-                statistics.median(s for s, _ in passing))
-            _failing_cells(say, cell, bare, max(3, args.repeat // 2))
+                _fmt([s for s, _ in passing]), statistics.median(s for s, _ in passing))
+            _failing_cells(say, cell, max(3, args.repeat // 2))
             edge.apply(Condition.parse("open"))
             if target.sstp_gateways:
                 from .sstp.probe import probe_sstp

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from .inventory import Host, Inventory
 
 if TYPE_CHECKING:
     from .conditions.scope import ClientScope
+    from .ike.halfopen import Ledger
 
 
 FIREWALL_TABLE = "aovpn_gwfw"  # the lab gateway's own firewall (playbooks/roles/strongswan)
@@ -214,14 +216,15 @@ class Target:
     sstp_gateways: tuple[TlsGateway, ...] = ()
     tlsvpn_gateways: tuple[TlsGateway, ...] = ()
 
-    @property
+    @cached_property
     def give_up(self):
         """When an unanswered IKE request is given up: the lab's rule, or against a real
-        deployment the external one, whose floor follows the measured jitter (ike/giveup.py)."""
+        deployment the external one, whose floor follows the measured jitter (ike/giveup.py).
+        Read once per target: every cell asks for it."""
         from .ike.giveup import GiveUpRule
         return GiveUpRule.from_settings(external=self.inventory.lab is None)
 
-    def reset_path_state(self, ledger=None) -> None:
+    def reset_path_state(self, ledger: "Ledger | None" = None) -> None:
         """Forget path MTUs learnt from ICMP on the lab's client and gateways, the gateways'
         connection tracking (their firewall admits 'established' flows) and the half-open IKE
         SAs earlier cells left on them (else a gateway's DoS protection ignores the client: the

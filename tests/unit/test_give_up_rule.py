@@ -2,6 +2,9 @@
 import threading
 import time
 
+import pytest
+
+from aovpn_lab.errors import AovpnError
 from aovpn_lab.ike.giveup import GiveUpRule, RequestClock, RoundTrips, watch
 from aovpn_lab.ike.profiles import charon_settings
 
@@ -80,13 +83,15 @@ def test_a_settled_attempt_stops_whoever_still_waits():
 
 
 class ScriptedInitiation:
-    """charon's log entries for an attempt, delivered as a real one delivers them: in time."""
+    """charon's log entries for an attempt, delivered as a real one delivers them: in time.
+    `ends`: the command ends once the script is out (charon settled the exchange itself)."""
 
-    def __init__(self, script):
+    def __init__(self, script, ends=False):
         self.script, self.logs, self.ended = list(script), [], threading.Event()
+        self.ends = ends
 
     def next(self, wait):
-        if self.ended.is_set():
+        if self.ended.is_set() or (self.ends and not self.script):
             return None
         if not self.script:
             time.sleep(wait)
@@ -107,18 +112,17 @@ def test_the_watch_abandons_an_overdue_ike_auth_and_says_what_it_gave_up():
 
 
 def test_the_watch_leaves_an_exchange_that_ends_by_itself_alone():
-    initiation = ScriptedInitiation([SA_INIT_REQUEST, SA_INIT_RESPONSE, AUTH_REQUEST, AUTH_RESPONSE])
-    script_end = initiation.next
+    initiation = ScriptedInitiation([SA_INIT_REQUEST, SA_INIT_RESPONSE, AUTH_REQUEST, AUTH_RESPONSE], ends=True)
+    abandoned = []
+    gave_up = watch(initiation, RequestClock(RoundTrips(LAB)), lambda: abandoned.append(True),
+                    limit=time.monotonic() + 10)
+    assert gave_up is None and not abandoned
 
-    def next_then_end(wait):
-        item = script_end(wait)
-        if item is False:
-            initiation.ended.set()
-            return None
-        return item
-    initiation.next = next_then_end
-    gave_up = watch(initiation, RequestClock(RoundTrips(LAB)), lambda: None, limit=time.monotonic() + 10)
-    assert gave_up is None
+
+def test_a_rule_missing_from_profiles_charon_yml_is_one_clear_error():
+    with pytest.raises(AovpnError, match="give_up") as exc:
+        GiveUpRule.from_settings(settings={"give_up": {"factor": 8}})
+    assert "floor_s" in exc.value.hint
 
 
 def test_a_lab_target_gets_the_lab_rule_and_a_real_deployment_the_external_one():

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import AovpnError
 from . import profiles
 from .session import Initiation, ViciSession
 
@@ -45,11 +46,16 @@ class GiveUpRule:
 
     @classmethod
     def from_settings(cls, *, external: bool = False, settings: dict | None = None) -> "GiveUpRule":
-        g = (settings if settings is not None else profiles.charon_settings()).get("give_up") or {}
-        ext = g.get("external") or {}
-        return cls(float(g.get("factor", 8)), float(g.get("floor_s", 0.4)), float(g.get("ceiling_s", 3.0)),
-                   external, float(ext.get("floor_s", 1.0)), float(ext.get("ceiling_s", 4.0)),
-                   float(ext.get("jitter_factor", 4)))
+        """The rule of profiles/charon.yml (`give_up`): its values are the only ones."""
+        try:
+            g = (settings if settings is not None else profiles.charon_settings())["give_up"]
+            ext = g["external"]
+            return cls(float(g["factor"]), float(g["floor_s"]), float(g["ceiling_s"]), external,
+                       float(ext["floor_s"]), float(ext["ceiling_s"]), float(ext["jitter_factor"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AovpnError(f"profiles/charon.yml: give_up: {exc} is missing or not a number",
+                             hint="give_up: {factor, floor_s, ceiling_s, external: {floor_s, ceiling_s, "
+                                  "jitter_factor}}") from None
 
     @property
     def floor(self) -> float:

@@ -239,8 +239,8 @@ def _attempt(vici_path: str | Path, target: IkeTarget, profile: ClientProfile, *
             else:
                 result.cause, result.detail = classify_failure(lines, initiation.error, result.messages)
             if beside is not None:
-                if result.connected or result.cause != "no-response" or result.ike_sa:
-                    trips.settle()  # not a silence: nothing to explain, stop waiting for the probes
+                if not _silent(result):
+                    trips.settle()  # nothing to explain: stop waiting for the probes
                 reach = _finished(beside, timeout)
                 result.differential_sas = sorted(p["spi"] for p in (reach or {}).get("probes", {}).values()
                                                  if p.get("spi"))
@@ -262,10 +262,15 @@ def _finished(future: Future, timeout: float) -> dict[str, Any] | None:
                 "error": str(exc)}
 
 
+def _silent(result: IkeProbeResult) -> bool:
+    """A failure without an answer that names it: what the differential test explains."""
+    return not result.connected and result.cause == "no-response" and not result.ike_sa
+
+
 def _explain(result: IkeProbeResult, reach: dict[str, Any] | None) -> None:
     """Turn a silent failure into a named cause with the differential test (run from the
     same namespace as the attempt, at the same time)."""
-    if reach is None or result.connected or result.cause != "no-response" or result.ike_sa or reach.get("settled"):
+    if reach is None or not _silent(result):
         return
     result.reachability = reach
     if reach.get("error"):

@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import vici
 
@@ -64,14 +64,19 @@ class ViciSession:
         except vici.exception.CommandException:
             pass  # not loaded: nothing to do
 
+    def log_of_initiate(self, ike: str, child: str, timeout: float) -> Iterator[dict[str, str]]:
+        """Initiate; charon's log entries of this IKE SA as they come (CommandException: it failed)."""
+        request = {"ike": ike, "child": child, "timeout": str(int(timeout * 1000)), "init-limits": "no",
+                   "loglevel": "1"}
+        for entry in self.s.initiate(request):
+            yield {k: _text(v) for k, v in entry.items()}
+
     def initiate(self, ike: str, child: str, timeout: float) -> tuple[bool, list[dict[str, str]], str]:
         """Initiate and collect charon's log of this IKE SA; (ok, logs, error message)."""
         logs: list[dict[str, str]] = []
-        request = {"ike": ike, "child": child, "timeout": str(int(timeout * 1000)), "init-limits": "no",
-                   "loglevel": "1"}
         try:
-            for entry in self.s.initiate(request):
-                logs.append({k: _text(v) for k, v in entry.items()})
+            for entry in self.log_of_initiate(ike, child, timeout):
+                logs.append(entry)
         except vici.exception.CommandException as exc:
             return False, logs, str(exc)
         return True, logs, ""
@@ -97,19 +102,18 @@ class ViciSession:
                if _text(sa.get("state")) == "CONNECTING"
                and (remote_hosts is None or _text(sa.get("remote-host")) in remote_hosts)]
         for ike_id in ids:
-            try:
-                for _ in self.s.terminate({"ike-id": ike_id, "force": "yes", "timeout": "500", "loglevel": "-1"}):
-                    pass
-            except vici.exception.CommandException:
-                pass  # expired meanwhile
+            self._terminate({"ike-id": ike_id})
         return len(ids)
 
     def terminate(self, ike: str) -> None:
+        self._terminate({"ike": ike})
+
+    def _terminate(self, which: dict[str, str]) -> None:
         try:
-            for _ in self.s.terminate({"ike": ike, "force": "yes", "timeout": "500", "loglevel": "-1"}):
+            for _ in self.s.terminate({**which, "force": "yes", "timeout": "500", "loglevel": "-1"}):
                 pass
         except vici.exception.CommandException:
-            pass  # already gone
+            pass  # already gone (expired, or ended meanwhile)
 
 
 def _text(v: Any) -> str:
@@ -136,16 +140,14 @@ class Initiation:
         self.ok = False
         self.error = ""
         self.logs: list[dict[str, str]] = []
-        request = {"ike": ike, "child": child, "timeout": str(int(timeout * 1000)), "init-limits": "no",
-                   "loglevel": "1"}
-        self._thread = threading.Thread(target=self._run, args=(session, request), name=f"initiate-{ike}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(session, ike, child, timeout),
+                                        name=f"initiate-{ike}", daemon=True)
         self._thread.start()
 
-    def _run(self, session: ViciSession, request: dict[str, str]) -> None:
+    def _run(self, session: ViciSession, ike: str, child: str, timeout: float) -> None:
         try:
-            for entry in session.s.initiate(request):
-                self.entries.put((time.monotonic(), {k: _text(v) for k, v in entry.items()}))
+            for entry in session.log_of_initiate(ike, child, timeout):
+                self.entries.put((time.monotonic(), entry))
             self.ok = True
         except vici.exception.CommandException as exc:
             self.error = str(exc)
@@ -163,7 +165,3 @@ class Initiation:
         if item is not self.END:
             self.logs.append(item[1])
         return item
-
-    def join(self, timeout: float) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
