@@ -11,8 +11,13 @@ import pytest
 
 from aovpn_lab.pytest_plugin import target_of
 
-# One balancer, one crowd, one mode at a time: under --workers one worker runs all of these.
+# One balancer, one crowd, one mode at a time: under --workers one worker runs all of the
+# IKEv2 cells. The SSTP cells (HAProxy's TCP listeners, SoftEther and the reference server
+# on the gateways, client addresses of their own) share nothing those cells change - the
+# UDP mode, the live gateways, charon - so they are a group of their own (their marks are
+# closer than this one, and pytest-xdist takes the closest).
 pytestmark = pytest.mark.xdist_group("load-balancer")
+SSTP_GROUP = pytest.mark.xdist_group("load-balancer-sstp")
 
 
 def _balancer(config):
@@ -38,19 +43,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("health_case", cases, ids=[f"{c}-monitor-with-charon-{f}" for c, f in cases])
 
 
-@pytest.fixture(scope="session")
-def lab_balancer(request):
+def _lab_or_skip(config):
     from aovpn_lab.balancer.crowd import Crowd, CrowdUnavailable
-    lab = _balancer(request.config)
+    lab = _balancer(config)
     if lab is None:
         pytest.skip("not-applicable: the inventory names no load balancer (group load_balancers) in an embedded lab")
     try:
         Crowd.for_lab(lab.inventory)
     except CrowdUnavailable as exc:
         pytest.skip(f"not-applicable: {exc}")
+    return lab
+
+
+@pytest.fixture(scope="session")
+def lab_balancer(request):
+    lab = _lab_or_skip(request.config)
     yield lab
     lab.switch(lab.config.mode, [b.name for b in lab.config.backends])  # leave it as provisioned
     lab.clear_gateways()
+
+
+@pytest.fixture(scope="session")
+def sstp_balancer(request):
+    """The balancer for the SSTP cells: they change neither its mode nor its live gateways,
+    so nothing is put back (on another worker, that would change them under the IKEv2 cells)."""
+    return _lab_or_skip(request.config)
 
 
 @pytest.fixture(scope="session")
@@ -117,25 +134,27 @@ def test_rekey_and_dpd_through_the_balancer_keep_the_sas(mode, lab_balancer, edg
     cell.conclude(rekey_cell(lab_balancer, mode))
 
 
+@SSTP_GROUP
 def test_sstp_through_the_balancer_stays_on_one_server_and_a_hung_server_is_taken_out(
-        lab_balancer, target, edge, cell):
+        sstp_balancer, target, edge, cell):
     from aovpn_lab.balancer.scenarios import sstp_cell
     cell.place(protocol="load balancer", profile="SSTP persistence", gateway="hung server")
     from aovpn_lab.conditions.model import OPEN
     if not target.sstp_gateways:
         pytest.skip("not-applicable: the inventory names no SSTP gateway (group sstp_gateways) for the credentials")
     edge.apply(OPEN)
-    cell.conclude(sstp_cell(lab_balancer, target.sstp_gateways[0]))
+    cell.conclude(sstp_cell(sstp_balancer, target.sstp_gateways[0]))
 
 
+@SSTP_GROUP
 @pytest.mark.parametrize("offload_case", ["server-configured-with-the-balancers-certificate-hash",
                                           "server-left-with-its-own-certificate-hash"])
 def test_sstp_behind_a_tls_offloading_balancer_needs_the_balancers_certificate_hash(
-        offload_case, lab_balancer, target, edge, cell):
+        offload_case, sstp_balancer, target, edge, cell):
     cell.place(protocol="load balancer", profile="SSTP TLS offload", gateway="balancer's hash" if "balancers" in offload_case else "own hash")
     from aovpn_lab.balancer.scenarios import tls_offload_cell
     from aovpn_lab.conditions.model import OPEN
     if not target.sstp_gateways:
         pytest.skip("not-applicable: the inventory names no SSTP gateway (group sstp_gateways) for the credentials")
     edge.apply(OPEN)
-    cell.conclude(tls_offload_cell(lab_balancer, target.sstp_gateways[0], offload_case))
+    cell.conclude(tls_offload_cell(sstp_balancer, target.sstp_gateways[0], offload_case))

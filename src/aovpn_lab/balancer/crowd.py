@@ -94,6 +94,8 @@ class Crowd:
                                  hint=f"raise clients.max to {n} and run `aovpn-lab lab up` again")
         assert inv.lab is not None
         from .. import variants
+        from .measure import settings
+        options.setdefault("concurrency", int(settings()["concurrency"]))  # profiles/load-balancing.yml
         # the gateways as provisioned: a variant may have switched their certificate profile
         gw = {**(inv.host(config.backends[0].name).var("ikev2_gateway") or {}),
               **variants.provisioned(inv.lab.state_dir).ikev2_gateway}
@@ -187,15 +189,16 @@ class Crowd:
         chosen = addresses or self.addresses
         index = {a: i for i, a in enumerate(self.addresses, start=1)}
 
-        # One vici connection per worker, kept for all its clients: charon's vici socket has a
-        # short listen backlog, and a connection per attempt is refused under load (EAGAIN).
+        # Two vici connections per worker, kept for all its clients (one streams the initiate,
+        # the other gives it up): charon's vici socket has a short listen backlog, and a
+        # connection per attempt is refused under load (EAGAIN).
         local = threading.local()
         opened: list[ViciSession] = []
 
-        def session() -> ViciSession:
+        def sessions() -> tuple[ViciSession, ViciSession]:
             if not hasattr(local, "vici"):
-                local.vici = ViciSession(self.charon.vici, timeout=timeout + 5).__enter__()
-                opened.append(local.vici)
+                local.vici = tuple(ViciSession(self.charon.vici, timeout=timeout + 5).__enter__() for _ in range(2))
+                opened.extend(local.vici)
             return local.vici
 
         # Given up like a cell's attempt (ike/giveup.py): a crowd behind a balancer that splits
@@ -206,8 +209,9 @@ class Crowd:
 
         def one(address: str) -> Attempt:
             began = time.monotonic()
-            w = WatchedInitiation(session(), self.charon.vici, self.name(address), CHILD, timeout,
-                                  self.give_up, trips).wait()
+            initiating, terminating = sessions()
+            w = WatchedInitiation(initiating, self.charon.vici, self.name(address), CHILD, timeout,
+                                  self.give_up, trips, terminator=terminating).wait()
             # charon's own last words on a failure: why, in its terms (evidence, not a verdict)
             error = w.gave_up_text() if w.gave_up else w.error
             tail = w.lines[-3:] if not w.ok else []

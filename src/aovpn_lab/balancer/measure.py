@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from .. import paths
-from ..capture.capture import Capture
+from ..capture.capture import Capture, running
 from .crowd import Attempt, Crowd, Timers
 from .lab import LabBalancer
 
@@ -103,12 +103,13 @@ def crowd_run(lab: LabBalancer, mode: str, *, count: int, captures: Path | None 
 def _start_captures(stack: contextlib.ExitStack, lab: LabBalancer, crowd: Crowd, directory: Path) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     out = {"client": directory / "client.pcap"}
-    stack.enter_context(Capture(crowd.netns, crowd.interface, out["client"], IKE_BPF))
+    points = [Capture(crowd.netns, crowd.interface, out["client"], IKE_BPF)]
     assert lab.inventory.lab is not None
     for b in lab.config.backends:
         iface = _interface_with(lab, b.name, b.address)
         out[b.name] = directory / f"{b.name}.pcap"
-        stack.enter_context(Capture(lab.gateway_netns[b.name], iface, out[b.name], IKE_BPF))
+        points.append(Capture(lab.gateway_netns[b.name], iface, out[b.name], IKE_BPF))
+    stack.enter_context(running(points))
     return out
 
 

@@ -24,14 +24,14 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
 from .errors import CaptureToolError
 
-__all__ = ["DEFAULT_BPF", "Capture", "CapturePair", "capture_both"]
+__all__ = ["DEFAULT_BPF", "Capture", "CapturePair", "capture_both", "running"]
 
 #: IKE (500, 4500: also ESP-in-UDP), every IP fragment (non-first fragments carry no
 #: ports), native ESP.
@@ -134,6 +134,15 @@ class Capture:
                 pass
             self.proc.wait(timeout=5)
 
+    def terminate(self) -> None:
+        """Ask tcpdump to finish (SIGTERM: it writes what it holds and its counts)."""
+        if self.proc is not None and self.proc.poll() is None:
+            # `ip netns exec` execs tcpdump, so the PID (and its process group) is tcpdump's
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
     def stop(self, timeout: float = 5.0) -> dict[str, int]:
         """Stop tcpdump (by PID), wait for it to exit, return its packet counts."""
         proc = self.proc
@@ -141,12 +150,7 @@ class Capture:
             return self.stats
         if self.settle > 0 and proc.poll() is None:
             time.sleep(self.settle)
-        if proc.poll() is None:
-            # `ip netns exec` execs tcpdump, so the PID (and its process group) is tcpdump's
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        self.terminate()
         try:
             _, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -179,6 +183,41 @@ class CapturePair:
 
 
 @contextlib.contextmanager
+def running(captures: Sequence[Capture]) -> Iterator[list[Capture]]:
+    """Run several captures over one block: all are listening when it starts, and when it
+    ends (also when it raises) they settle once, together, and are stopped together - a
+    settle each, one after another, would add up for every point a cell captures at."""
+    started: list[Capture] = []
+    try:
+        for cap in captures:
+            started.append(cap.start())
+    except BaseException:
+        for cap in started:
+            cap.settle = 0
+            cap.stop()
+        raise
+    failed = True
+    try:
+        yield started
+        failed = False
+    finally:
+        settle = max((c.settle for c in started), default=0)
+        if settle > 0:
+            time.sleep(settle)  # once for all
+        for cap in started:
+            cap.settle = 0
+            cap.terminate()  # every tcpdump told first, so they exit at the same time
+        errors = []
+        for cap in started:
+            try:
+                cap.stop()
+            except CaptureToolError as exc:
+                errors.append(exc)
+        if errors and not failed:
+            raise errors[0]
+
+
+@contextlib.contextmanager
 def capture_both(client: tuple[str | None, str], server: tuple[str | None, str],
                  directory: str | os.PathLike, *, bpf: str = DEFAULT_BPF, prefix: str = "",
                  **kwargs) -> Iterator[CapturePair]:
@@ -191,27 +230,5 @@ def capture_both(client: tuple[str | None, str], server: tuple[str | None, str],
     d = Path(directory)
     c = Capture(client[0], client[1], d / f"{prefix}client.pcap", bpf, **kwargs)
     s = Capture(server[0], server[1], d / f"{prefix}server.pcap", bpf, **kwargs)
-    c.start()
-    try:
-        s.start()
-    except BaseException:
-        c.settle = 0
-        c.stop()
-        raise
-    failed = True
-    try:
+    with running([c, s]):
         yield CapturePair(c.path, s.path, c, s)
-        failed = False
-    finally:
-        settle = max(c.settle, s.settle)
-        if settle > 0:
-            time.sleep(settle)  # once for both
-        c.settle = s.settle = 0
-        errors = []
-        for cap in (c, s):
-            try:
-                cap.stop()
-            except CaptureToolError as exc:
-                errors.append(exc)
-        if errors and not failed:
-            raise errors[0]

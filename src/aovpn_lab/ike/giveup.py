@@ -199,9 +199,11 @@ class WatchedInitiation:
     (the initiate command then ends)."""
 
     def __init__(self, session: ViciSession, vici_path: str | Path, ike: str, child: str, timeout: float,
-                 rule: GiveUpRule, trips: RoundTrips | None = None) -> None:
-        """`trips`: samples shared with other attempts on the same path (a crowd's clients)."""
+                 rule: GiveUpRule, trips: RoundTrips | None = None, terminator: ViciSession | None = None) -> None:
+        """`trips`: samples shared with other attempts on the same path (a crowd's clients).
+        `terminator`: an open session to give up through (else one is opened when needed)."""
         self.vici_path, self.ike, self.timeout = vici_path, ike, timeout
+        self.terminator = terminator
         self.trips = trips if trips is not None else RoundTrips(rule)
         self.clock = RequestClock(self.trips)
         self.gave_up: Outstanding | None = None
@@ -213,6 +215,9 @@ class WatchedInitiation:
         return self
 
     def _abandon(self) -> None:
+        if self.terminator is not None:
+            self.terminator.terminate(self.ike)
+            return
         with ViciSession(self.vici_path, timeout=5) as other:
             other.terminate(self.ike)
 

@@ -29,12 +29,25 @@ class ViciSession:
     def __enter__(self) -> "ViciSession":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.path)
-        except OSError as exc:
-            sock.close()
-            raise TargetError(f"charon's vici socket {self.path} does not answer ({exc.strerror or exc})",
-                              hint="is charon running? `aovpn-lab lab status`") from None
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                sock.connect(self.path)
+                break
+            except BlockingIOError:
+                # EAGAIN: the socket's listen backlog is full (charon accepts when a thread
+                # is free; connect(2) on a Unix socket with a timeout does not wait for it)
+                if time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    continue
+                sock.close()
+                raise TargetError(f"charon's vici socket {self.path} accepted no connection within "
+                                  f"{self.timeout:g} s (its backlog stayed full)",
+                                  hint="is charon busy with other clients? `aovpn-lab lab status`") from None
+            except OSError as exc:
+                sock.close()
+                raise TargetError(f"charon's vici socket {self.path} does not answer ({exc.strerror or exc})",
+                                  hint="is charon running? `aovpn-lab lab status`") from None
         self._sock = sock
         self._session = vici.Session(sock)
         return self
