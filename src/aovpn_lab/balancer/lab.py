@@ -25,6 +25,7 @@ from ..errors import InventoryError
 from ..ike.session import ViciSession, _decode
 from ..inventory import Inventory
 from ..service import Daemon
+from ..service.daemon import config_digest
 from .config import BalancerConfig
 
 
@@ -159,7 +160,7 @@ class LabBalancer:
             for pid in d.pids():
                 os.kill(pid, signal.SIGCONT)
             return
-        d.start()
+        d.ensure(config_digest(d))  # recorded with its digest, as lab up keeps it: not restarted by the next lab up
         sdir = self.gateway_dirs[gateway]
         tool.run(["swanctl", "--load-all", "--clear", "--noprompt", "--uri", f"unix://{self.vici(gateway)}"],
                  netns=self.gateway_netns[gateway], step=f"load {gateway}'s connections", host=gateway,
