@@ -14,13 +14,10 @@ with the controller's own interpreter (the project's venv), like lab_topology.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from ansible.module_utils.basic import AnsibleModule
 
 from aovpn_lab.errors import AovpnError
 from aovpn_lab.radius import server
-from aovpn_lab.radius.config import RadiusClient, RadiusConfig
 
 DOCUMENTATION = r"""
 module: lab_radius
@@ -50,14 +47,11 @@ def present(module: AnsibleModule) -> dict:
     if rc != 0:
         module.fail_json(msg="freeradius is not installed on this host: apt-get install -y --no-install-recommends "
                              "freeradius (its service stays stopped; the lab runs its own instance)")
-    if not Path(p["cert"]).is_file():
-        module.fail_json(msg=f"{p['cert']} does not exist: the pki role must issue the RADIUS server's certificate")
     result: dict = {"secret": server.make_secret_file(p["secret_file"])}
     secret = server.read_secret(p["secret_file"], None)
-    cfg = RadiusConfig(listen=p["listen"], port=p["port"], ca_files=[Path(c).absolute() for c in p["ca_files"]],
-                       cert_file=Path(p["cert"]).absolute(), key_file=Path(p["key"]).absolute(),
-                       clients=[RadiusClient(c["name"], c["address"], secret) for c in p["clients"]],
-                       fragment_size=p["fragment_size"])
+    cfg = server.config(listen=p["listen"], port=p["port"], ca_files=p["ca_files"], cert=p["cert"], key=p["key"],
+                        clients=[(c["name"], c["address"]) for c in p["clients"]], secret=secret,
+                        fragment_size=p["fragment_size"])
     result["server"] = server.up(cfg, p["state_dir"], p["netns"])
     # charon re-reads eap-radius on `swanctl --reload-settings`, and the strongswan role
     # runs after this one: a gateway's charon starts with its fragment in place.
@@ -66,12 +60,10 @@ def present(module: AnsibleModule) -> dict:
                           for c in p["clients"]] if p["gateway_conf"] else []
     check = p["health_check"]
     if check and not module.check_mode:
-        from aovpn_lab.ike.craft_netns import run_in_netns
-        from aovpn_lab.radius.health import check as radius_check
         health = {}
         for c in p["clients"]:
-            r = run_in_netns(f"{check['namespace_prefix']}-{c['name']}", radius_check, p["listen"], secret,
-                             kind="eap", port=p["port"], source=c["address"])
+            r = server.check_from(f"{check['namespace_prefix']}-{c['name']}", p["listen"], secret,
+                                  kind="eap", port=p["port"], source=c["address"])
             if not r.ok:
                 module.fail_json(msg=f"RADIUS health check from {c['name']} ({c['address']}) to "
                                      f"{p['listen']}:{p['port']} failed: {r.to_json()}")

@@ -13,6 +13,7 @@ what each gateway believes from its own SA list.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from functools import lru_cache
 from dataclasses import dataclass, field
@@ -31,8 +32,9 @@ IKE_BPF = "udp port 500 or udp port 4500"
 
 
 @lru_cache(maxsize=1)
+@functools.cache
 def settings() -> dict[str, Any]:
-    """profiles/load-balancing.yml, read once (the verdicts consult it several times a cell)."""
+    """profiles/load-balancing.yml, read once (the verdicts and every crowd consult it; read only)."""
     return yaml.safe_load(PROFILE.read_text())
 
 

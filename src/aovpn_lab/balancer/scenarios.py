@@ -277,7 +277,8 @@ def sstp_cell(lab: LabBalancer, gateway, sources: int = 4, repeats: int = 2) -> 
     assert crowd_spec is not None and lab.inventory.lab is not None
     # Addresses after the ones an IKEv2 crowd may use (at most clients.max, from the first):
     # such a crowd may be connecting through the same balancer on another worker meanwhile.
-    crowd_spec.check_count(crowd_spec.max + sources, key="load_balancer.clients.range", where="load_balancer")
+    crowd_spec.check_count(crowd_spec.max + sources, key="load_balancer.clients.max plus the SSTP clients",
+                           where=lab.inventory.one("load_balancers").where("load_balancer"))
     crowd = dataclasses.replace(Crowd.for_lab(lab.inventory, count=sources),
                                 addresses=crowd_spec.addresses(crowd_spec.max + sources)[-sources:])
     port = int(lab.config.sstp.get("port", 443))

@@ -342,16 +342,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if not out.get("failed") else 1
 
 
+def config(*, listen: str, port: int, ca_files: Sequence[str | Path], cert: str | Path, key: str | Path,
+           clients: Sequence[tuple[str, str]], secret: Secret, fragment_size: int = 1024,
+           tls_max: str = "1.2") -> RadiusConfig:
+    """The server's configuration, its certificate files checked (the pki role issues them)."""
+    cfg = RadiusConfig(listen=listen, port=port, ca_files=[Path(c).absolute() for c in ca_files],
+                       cert_file=Path(cert).absolute(), key_file=Path(key).absolute(),
+                       clients=[RadiusClient(n, a, secret) for n, a in clients],
+                       fragment_size=fragment_size, tls_max_version=tls_max)
+    for f in (*cfg.ca_files, cfg.cert_file, cfg.key_file):
+        if not f.is_file():
+            raise AovpnError(f"{f} does not exist", hint="issue the lab PKI first (role pki)")
+    return cfg
+
+
+def check_from(netns: str | None, server: str, secret: Secret, **kw: Any):
+    """A health check (radius.health.check) sent from `netns` (None: this namespace)."""
+    from .health import check
+    if not netns:
+        return check(server, secret, **kw)
+    from ..ike.craft_netns import run_in_netns
+    return run_in_netns(netns, check, server, secret, **kw)
+
+
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.command == "up":
         secret = read_secret(args.secret_file, args.secret_env)
-        cfg = RadiusConfig(listen=args.listen, port=args.port, ca_files=[Path(c).absolute() for c in args.ca],
-                           cert_file=Path(args.cert).absolute(), key_file=Path(args.key).absolute(),
-                           clients=[RadiusClient(n, a, secret) for n, a in args.client],
-                           fragment_size=args.fragment_size, tls_max_version=args.tls_max)
-        for f in (*cfg.ca_files, cfg.cert_file, cfg.key_file):
-            if not f.is_file():
-                raise AovpnError(f"{f} does not exist", hint="issue the lab PKI first (role pki)")
+        cfg = config(listen=args.listen, port=args.port, ca_files=args.ca, cert=args.cert, key=args.key,
+                     clients=args.client, secret=secret, fragment_size=args.fragment_size, tls_max=args.tls_max)
         return up(cfg, args.state, args.netns, timeout=args.timeout)
     if args.command == "down":
         return down(args.state, purge=args.purge)
@@ -365,14 +383,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                                   retransmit_tries=args.retransmit_tries,
                                   retransmit_timeout=args.retransmit_timeout)
     if args.command == "check":
-        from .health import check
         secret = read_secret(args.secret_file, args.secret_env)
-        kw = {"kind": args.kind, "port": args.port, "source": args.source, "timeout": args.timeout}
-        if args.netns:
-            from ..ike.craft_netns import run_in_netns
-            result = run_in_netns(args.netns, check, args.server, secret, **kw)
-        else:
-            result = check(args.server, secret, **kw)
+        result = check_from(args.netns, args.server, secret, kind=args.kind, port=args.port, source=args.source,
+                            timeout=args.timeout)
         return {**result.to_json(), "failed": not result.ok, "changed": False}
     raise AssertionError(args.command)
 
