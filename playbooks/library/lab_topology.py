@@ -16,12 +16,14 @@ sshd_config changed).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -58,7 +60,7 @@ class Topology:
             "loopback_addresses": h.get("lab_loopback_addresses") or [],
             "routes": h.get("lab_routes") or [],
         } for h in (p["hosts"] or [])]
-        self.links = p["links"] or []
+        self.links_wanted = p["links"] or []
         self.changed = False
         self.check = module.check_mode
         self.actions: list[str] = []
@@ -105,17 +107,22 @@ class Topology:
         argv = ["ip"] + (["-n", ns] if ns else []) + ["link", "show", "dev", name]
         return self.run(*argv, check=False).returncode == 0
 
-    def has_address(self, dev: str, cidr: str, ns: str | None = None) -> bool:
-        argv = ["ip"] + (["-n", ns] if ns else []) + ["-j", "addr", "show", "dev", dev]
-        proc = self.run(*argv, check=False)
-        if proc.returncode != 0:
-            return False
-        addr, plen = cidr.split("/")
-        for link in json.loads(proc.stdout or "[]"):
-            for a in link.get("addr_info", []):
-                if a.get("local") == addr and str(a.get("prefixlen")) == plen:
-                    return True
-        return False
+    def links(self, ns: str | None = None) -> dict[str, set[str]]:
+        """Every link of a namespace (the root one when None) with its addresses (CIDR):
+        one query answers every "does it exist" of the namespace."""
+        proc = self.run("ip", *(["-n", ns] if ns else []), "-j", "addr", "show")
+        return {link["ifname"]: {f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])}
+                for link in json.loads(proc.stdout or "[]")}
+
+    def routes(self, ns: str) -> set[tuple[str, str]]:
+        """(destination network, gateway) of every route in the namespace's main table."""
+        proc = self.run("ip", "-n", ns, "-j", "route", "show")
+        out = set()
+        for r in json.loads(proc.stdout or "[]"):
+            dst = "0.0.0.0/0" if r.get("dst") == "default" else r.get("dst", "")
+            if r.get("gateway") and dst:
+                out.add((str(ipaddress.ip_network(dst, strict=False)), r["gateway"]))
+        return out
 
     # -- present -------------------------------------------------------------
     def validate(self) -> None:
@@ -123,26 +130,58 @@ class Topology:
             if len(self.mgmt_veth(h["name"])) > IFNAMSIZ:
                 self.m.fail_json(msg=f"lab name '{self.mgmt_veth(h['name'])}' is longer than {IFNAMSIZ} "
                                      f"characters: shorten lab_prefix or host '{h['name']}'")
-        for link in self.links:
+        for link in self.links_wanted:
             for end in link["ends"]:
                 if len(end["interface"]) > IFNAMSIZ:
                     self.m.fail_json(msg=f"interface name '{end['interface']}' of link '{link['name']}' "
                                          f"is longer than {IFNAMSIZ} characters")
 
     def present(self) -> dict:
+        """Read what exists (one query per namespace), then make the rest in a few `ip -batch`
+        runs: the root namespace's (namespaces, bridge, veth pairs), then one per namespace
+        (addresses, links up, MTU, routes). A lab host costs a handful of processes, not dozens."""
         self.validate()
         for sub in ("ssh", "hosts"):
             os.makedirs(os.path.join(self.state_dir, sub), exist_ok=True)
         self.write_manifest()  # first, so a crash half-way is still removable
-        self.ensure_bridge()
         existing = self.namespaces()
+        root = self.links()
+        plen = self.mgmt["network"].split("/")[1]
+        # Root: the bridge and the namespaces first (the veth pairs below go into them).
+        first = Batch(self)
+        if self.bridge not in root:
+            first.change(f"bridge {self.bridge}", "link", "add", self.bridge, "type", "bridge")
+        bridge_cidr = f"{self.mgmt['gateway']}/{plen}"
+        if bridge_cidr not in root.get(self.bridge, set()):
+            first.change(f"address {bridge_cidr} on {self.bridge}", "addr", "add", bridge_cidr, "dev", self.bridge)
+        first.quiet("link", "set", self.bridge, "up")
         for h in self.hosts:
-            self.ensure_host(h, existing)
-        for link in self.links:
-            self.ensure_link(link)
+            if self.ns(h["name"]) not in existing:
+                first.change(f"namespace {self.ns(h['name'])}", "netns", "add", self.ns(h["name"]))
+        first.run()
+        if self.check and any(self.ns(h["name"]) not in existing for h in self.hosts):
+            return self.result()
+        # What each namespace has (a namespace made just now has only lo).
+        inside = {self.ns(h["name"]): (self.links(self.ns(h["name"])) if self.ns(h["name"]) in existing else {})
+                  for h in self.hosts}
+        pairs = Batch(self)
+        per_ns = {ns: Batch(self, ns) for ns in inside}
         for h in self.hosts:
-            self.ensure_routes(h)
+            self.ensure_host(h, root, inside, pairs, per_ns[self.ns(h["name"])], plen)
+        for link in self.links_wanted:
+            self.ensure_link(link, inside, pairs, per_ns)
+        for h in self.hosts:
+            self.ensure_routes(h, existing, per_ns[self.ns(h["name"])])
+        pairs.run()
+        for batch in per_ns.values():
+            batch.run()
+        for h in self.hosts:
+            self.act_quiet("sysctl", "-qw", f"net.ipv4.ip_forward={'1' if h.get('forwarding') else '0'}",
+                           ns=self.ns(h["name"]))
         self.ensure_ssh()
+        return self.result()
+
+    def result(self) -> dict:
         return {"namespaces": [self.ns(h["name"]) for h in self.hosts], "bridge": self.bridge}
 
     def write_manifest(self) -> None:
@@ -163,72 +202,53 @@ class Topology:
         except (OSError, ValueError):
             return {}
 
-    def ensure_bridge(self) -> None:
-        gw = self.mgmt["gateway"]
-        plen = self.mgmt["network"].split("/")[1]
-        if not self.link_exists(self.bridge):
-            self.act(f"bridge {self.bridge}", "ip", "link", "add", self.bridge, "type", "bridge")
-        if not self.check and not self.has_address(self.bridge, f"{gw}/{plen}"):
-            self.act(f"address {gw}/{plen} on {self.bridge}", "ip", "addr", "add", f"{gw}/{plen}", "dev", self.bridge)
-        self.act_quiet("ip", "link", "set", self.bridge, "up")
-
     def act_quiet(self, *argv: str, ns: str | None = None) -> None:
         """An idempotent command that never counts as a change (link up, sysctl already set)."""
         if not self.check:
             self.run(*argv, ns=ns)
 
-    def ensure_host(self, h: dict, existing: set[str]) -> None:
-        name, ns = h["name"], self.ns(h["name"])
-        plen = self.mgmt["network"].split("/")[1]
-        if ns not in existing:
-            self.act(f"namespace {ns}", "ip", "netns", "add", ns)
-        if self.check and ns not in existing:
-            return
-        self.act_quiet("ip", "-n", ns, "link", "set", "lo", "up")
-        veth = self.mgmt_veth(name)
-        if not self.link_exists(veth):
-            self.act(f"management link {veth}", "ip", "link", "add", veth, "type", "veth",
-                     "peer", "name", "mgmt0", "netns", ns)
-            self.act_quiet("ip", "link", "set", veth, "master", self.bridge)
-        self.act_quiet("ip", "link", "set", veth, "up")
-        self.act_quiet("ip", "-n", ns, "link", "set", "mgmt0", "up")
+    def ensure_host(self, h: dict, root: dict, inside: dict, pairs: "Batch", own: "Batch", plen: str) -> None:
+        ns, veth = self.ns(h["name"]), self.mgmt_veth(h["name"])
+        have = inside[ns]
+        own.quiet("link", "set", "lo", "up")
+        if veth not in root:
+            pairs.change(f"management link {veth}", "link", "add", veth, "type", "veth", "peer", "name", "mgmt0",
+                         "netns", ns)
+            pairs.quiet("link", "set", veth, "master", self.bridge)
+        pairs.quiet("link", "set", veth, "up")
+        own.quiet("link", "set", "mgmt0", "up")
         cidr = f"{h['mgmt_address']}/{plen}"
-        if not self.has_address("mgmt0", cidr, ns=ns):
-            self.act(f"address {cidr} in {ns}", "ip", "-n", ns, "addr", "add", cidr, "dev", "mgmt0")
+        if cidr not in have.get("mgmt0", set()):
+            own.change(f"address {cidr} in {ns}", "addr", "add", cidr, "dev", "mgmt0")
         for addr in h.get("loopback_addresses") or []:
-            if not self.has_address("lo", addr, ns=ns):
-                self.act(f"address {addr} on lo in {ns}", "ip", "-n", ns, "addr", "add", addr, "dev", "lo")
-        forwarding = "1" if h.get("forwarding") else "0"
-        self.act_quiet("sysctl", "-qw", f"net.ipv4.ip_forward={forwarding}", ns=ns)
+            if addr not in have.get("lo", set()):
+                own.change(f"address {addr} on lo in {ns}", "addr", "add", addr, "dev", "lo")
 
-    def ensure_link(self, link: dict) -> None:
+    def ensure_link(self, link: dict, inside: dict, pairs: "Batch", per_ns: dict) -> None:
         a, b = link["ends"]
         ns_a, ns_b = self.ns(a["host"]), self.ns(b["host"])
-        if self.check and not (self.link_exists(a["interface"], ns_a)):
-            self.changed = True
-            self.actions.append(f"link {link['name']}")
-            return
-        if not self.link_exists(a["interface"], ns_a):
+        if a["interface"] not in inside[ns_a]:
             # A half-created link (one end left after a crash) would block the add.
-            if self.link_exists(b["interface"], ns_b):
+            if b["interface"] in inside[ns_b]:
                 self.act(f"stale end of {link['name']}", "ip", "-n", ns_b, "link", "del", b["interface"])
-            self.act(f"link {link['name']}", "ip", "link", "add", a["interface"], "netns", ns_a, "type", "veth",
-                     "peer", "name", b["interface"], "netns", ns_b)
+                inside[ns_b] = {k: v for k, v in inside[ns_b].items() if k != b["interface"]}
+            pairs.change(f"link {link['name']}", "link", "add", a["interface"], "netns", ns_a, "type", "veth",
+                         "peer", "name", b["interface"], "netns", ns_b)
         mtu = str(link.get("mtu") or 1500)
         for end, ns in ((a, ns_a), (b, ns_b)):
             # MTU on both ends: a veth drops frames larger than the receiving end's MTU.
-            self.act_quiet("ip", "-n", ns, "link", "set", end["interface"], "mtu", mtu, "up")
-            if not self.has_address(end["interface"], end["address"], ns=ns):
-                self.act(f"address {end['address']} in {ns}", "ip", "-n", ns, "addr", "add", end["address"],
-                         "dev", end["interface"])
+            per_ns[ns].quiet("link", "set", end["interface"], "mtu", mtu, "up")
+            if end["address"] not in inside[ns].get(end["interface"], set()):
+                per_ns[ns].change(f"address {end['address']} in {ns}", "addr", "add", end["address"],
+                                  "dev", end["interface"])
 
-    def ensure_routes(self, h: dict) -> None:
+    def ensure_routes(self, h: dict, existing: set[str], own: "Batch") -> None:
         ns = self.ns(h["name"])
-        for r in h.get("routes") or []:
-            current = self.run("ip", "-n", ns, "route", "show", r["to"], check=False).stdout if not self.check else ""
-            if f"via {r['via']}" not in current:
-                self.act(f"route {r['to']} via {r['via']} in {ns}", "ip", "-n", ns, "route", "replace", r["to"],
-                         "via", r["via"])
+        wanted = h.get("routes") or []
+        current = self.routes(ns) if wanted and ns in existing else set()
+        for r in wanted:
+            if (str(ipaddress.ip_network(r["to"], strict=False)), r["via"]) not in current:
+                own.change(f"route {r['to']} via {r['via']} in {ns}", "route", "replace", r["to"], "via", r["via"])
 
     # -- ssh -----------------------------------------------------------------
     def ensure_ssh(self) -> None:
@@ -243,6 +263,7 @@ class Topology:
         os.makedirs("/run/sshd", exist_ok=True)  # privilege separation dir Debian's sshd insists on
         port = str(self.mgmt.get("ssh_port") or 22)
         known, config = [], [f"# aovpn-lab {self.prefix}: written by lab up\n"]
+        sshds: list[tuple[dict, str, str]] = []
         for h in self.hosts:
             hdir = os.path.join(self.state_dir, "hosts", h["name"])
             os.makedirs(hdir, exist_ok=True)
@@ -255,7 +276,7 @@ class Topology:
                           pidfile=os.path.join(hdir, "sshd.pid"), ssh_dir=ssh_dir)
             with open(cfg, "w") as f:
                 f.write(text)
-            self.ensure_sshd(h, hdir, port, text)
+            sshds.append((h, hdir, text))
             with open(hostkey + ".pub") as f:
                 pub = " ".join(f.read().split()[:2])
             known.append(f"{h['mgmt_address']} {pub}\n")
@@ -265,23 +286,31 @@ class Topology:
                 f"  UserKnownHostsFile {ssh_dir}/known_hosts\n  StrictHostKeyChecking yes\n"
                 f"  ControlMaster auto\n  ControlPath {ssh_dir}/cm-%C\n  ControlPersist 120s\n"
                 "  ConnectTimeout 5\n  LogLevel ERROR\n")
+        self.ensure_sshds(sshds, port)
         with open(os.path.join(ssh_dir, "known_hosts"), "w") as f:
             f.writelines(known)
         with open(os.path.join(ssh_dir, "config"), "w") as f:
             f.writelines(config)
 
-    def ensure_sshd(self, h: dict, hdir: str, port: str, config_text: str) -> None:
-        """The host's sshd, running with this config (restarted when it changed)."""
-        daemon = Daemon("sshd", hdir, self.ns(h["name"]), values={"address": h["mgmt_address"], "port": port})
-        digest = hashlib.sha256(config_text.encode()).hexdigest()
-        try:
-            started = daemon.ensure(digest, timeout=5.0)
-        except AovpnError as exc:
-            self.m.fail_json(msg=f"sshd of lab host {h['name']}: {exc}; see "
-                                 f"`ip netns exec {self.ns(h['name'])} /usr/sbin/sshd -t -f {hdir}/sshd_config`")
-        if started["changed"]:
-            self.changed = True
-            self.actions.append(f"sshd on {h['name']}")
+    def ensure_sshds(self, sshds: list[tuple[dict, str, str]], port: str) -> None:
+        """Each host's sshd, running with its config (restarted when it changed). All at
+        once: each start mostly waits for its daemon to accept connections."""
+        def ensure(h: dict, hdir: str, config_text: str) -> tuple[dict, bool | str]:
+            daemon = Daemon("sshd", hdir, self.ns(h["name"]), values={"address": h["mgmt_address"], "port": port})
+            try:
+                return h, daemon.ensure(hashlib.sha256(config_text.encode()).hexdigest(), timeout=5.0)["changed"]
+            except AovpnError as exc:
+                return h, (f"sshd of lab host {h['name']}: {exc}; see `ip netns exec {self.ns(h['name'])} "
+                           f"/usr/sbin/sshd -t -f {hdir}/sshd_config`")
+        with ThreadPoolExecutor(max_workers=max(1, len(sshds))) as pool:
+            outcomes = list(pool.map(lambda args: ensure(*args), sshds))
+        for h, outcome in outcomes:
+            if outcome is True:
+                self.changed = True
+                self.actions.append(f"sshd on {h['name']}")
+        errors = [outcome for _, outcome in outcomes if isinstance(outcome, str)]
+        if errors:
+            self.m.fail_json(msg="; ".join(errors), actions=self.actions)
 
     # -- absent --------------------------------------------------------------
     def absent(self) -> dict:
@@ -321,6 +350,33 @@ class Topology:
             return
         if self.run("ip", "link", "del", link, check=False).returncode != 0 and self.link_exists(link):
             self.run("ip", "link", "del", link)
+
+
+class Batch:
+    """The commands of one `ip -batch` run, in one namespace (the root one when None), in
+    order. A command that makes something counts as a change and is named in the actions."""
+
+    def __init__(self, topo: Topology, ns: str | None = None):
+        self.topo, self.ns, self.lines = topo, ns, []
+
+    def change(self, what: str, *argv: str) -> None:
+        self.topo.changed = True
+        self.topo.actions.append(what)
+        self.lines.append(" ".join(argv))
+
+    def quiet(self, *argv: str) -> None:
+        self.lines.append(" ".join(argv))
+
+    def run(self) -> None:
+        if self.topo.check or not self.lines:
+            return
+        argv = ["ip", *(["-n", self.ns] if self.ns else []), "-batch", "-"]
+        proc = subprocess.run(argv, input="\n".join(self.lines) + "\n", capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            # Judged by the exit status; ip names the failing command's error and line on stderr.
+            said = " ".join(line.strip() for line in proc.stderr.splitlines() if line.strip())
+            self.topo.m.fail_json(msg=f"`{' '.join(argv)}` exited {proc.returncode}: {said or 'no output'}",
+                                  batch=self.lines, actions=self.topo.actions)
 
 
 def kill_namespace_processes(namespaces: list[str]) -> None:

@@ -51,6 +51,7 @@ def affinity_figures(run: CrowdRun, split: list[str]) -> dict[str, Any]:
         "spread (connected clients per gateway)": spread,
         "spread test": test.to_json(), "even": test.even,
         "seconds to connect all": round(run.seconds, 2),
+        "clients connecting at once": run.at_once,
     }
 
 
