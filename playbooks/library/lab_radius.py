@@ -9,8 +9,10 @@ instance that runs exactly it (aovpn_lab.radius.server.up); writes each gateway'
 eap-radius strongswan.conf fragment (0600); and sends a signed EAP-Identity from each
 gateway's namespace, expecting EAP-TLS Start. `absent`: stops it by its recorded PID.
 
-The secret is read only from its file, never from arguments, variables or logs. Runs
-with the controller's own interpreter (the project's venv), like lab_topology.
+The secret reaches FreeRADIUS and charon only through files (0600). A secret the
+controller supplies (``secret``, e.g. from its environment or a vault) is a no_log
+argument, written to the secret file; it never appears in results or logs. Runs with the
+controller's own interpreter (the project's venv), like lab_topology.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from aovpn_lab.errors import AovpnError
 from aovpn_lab.radius import server
+from aovpn_lab.radius.config import Secret
 
 DOCUMENTATION = r"""
 module: lab_radius
@@ -35,6 +38,7 @@ options:
   fragment_size: {type: int, default: 1024}
   clients: {type: list, elements: dict, description: "the gateways: name, address"}
   secret_file: {type: path}
+  secret: {type: str, no_log: true, description: "written to secret_file when given; else a random one unless the file exists"}
   server_name: {type: str}
   gateway_conf: {type: str, description: "each gateway's eap-radius fragment: a path with {name}, the gateway's"}
   health_check: {type: dict, description: "namespace_prefix: each gateway's namespace is PREFIX-NAME"}
@@ -47,7 +51,8 @@ def present(module: AnsibleModule) -> dict:
     if rc != 0:
         module.fail_json(msg="freeradius is not installed on this host: apt-get install -y --no-install-recommends "
                              "freeradius (its service stays stopped; the lab runs its own instance)")
-    result: dict = {"secret": server.make_secret_file(p["secret_file"])}
+    given = Secret(p["secret"]) if p["secret"] else None
+    result: dict = {"secret": server.make_secret_file(p["secret_file"], value=given)}
     secret = server.read_secret(p["secret_file"], None)
     cfg = server.config(listen=p["listen"], port=p["port"], ca_files=p["ca_files"], cert=p["cert"], key=p["key"],
                         clients=[(c["name"], c["address"]) for c in p["clients"]], secret=secret,
@@ -82,7 +87,7 @@ def main() -> None:
         netns=dict(type="str"), listen=dict(type="str"), port=dict(type="int", default=1812),
         cert=dict(type="path"), key=dict(type="path"), ca_files=dict(type="list", elements="path", default=[]),
         fragment_size=dict(type="int", default=1024), clients=dict(type="list", elements="dict", default=[]),
-        secret_file=dict(type="path", no_log=False), server_name=dict(type="str"),
+        secret_file=dict(type="path", no_log=False), secret=dict(type="str", no_log=True), server_name=dict(type="str"),
         gateway_conf=dict(type="str"), health_check=dict(type="dict"),
     ), required_if=[("state", "present", ("listen", "cert", "key", "ca_files", "clients", "secret_file",
                                           "server_name"))])

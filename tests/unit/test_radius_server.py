@@ -75,6 +75,15 @@ def test_make_secret_file_is_idempotent(tmp_path):
     assert f.read_text().strip() not in json.dumps(again)
 
 
+def test_make_secret_file_writes_a_given_secret_only_when_it_differs(tmp_path):
+    f = tmp_path / "d" / "radius.secret"
+    server.make_secret_file(f)  # a random one first, as a lab without a vault gets
+    given = server.make_secret_file(f, value=Secret(SECRET))
+    assert given["changed"] and f.read_text() == SECRET + "\n" and f.stat().st_mode & 0o777 == 0o600
+    assert given["fingerprint"] == Secret(SECRET).fingerprint() and SECRET not in json.dumps(given)
+    assert not server.make_secret_file(f, value=Secret(SECRET))["changed"]
+
+
 def test_gateway_conf_written_private(tmp_path):
     out = tmp_path / "gw" / "eap-radius.conf"
     r = server.write_gateway_conf(out, {"rad": "198.51.100.242"}, Secret(SECRET))

@@ -220,19 +220,23 @@ def read_secret(secret_file: str | None = None, secret_env: str | None = SECRET_
         raise AovpnError(f"${secret_env}: {exc}") from None
 
 
-def make_secret_file(path: str | Path, nbytes: int = 24) -> dict[str, Any]:
-    """Create a random secret file (0600) unless a usable one exists."""
+def make_secret_file(path: str | Path, nbytes: int = 24, value: Secret | None = None) -> dict[str, Any]:
+    """Keep a secret file (0600): ``value`` when given (a vault's or the controller's secret,
+    rewritten only when it differs), else a random one unless a usable file exists."""
     import secrets
     path = Path(path)
+    if value is not None:
+        changed = _write_private(path, value.reveal() + "\n")
+        return {"changed": changed, "path": str(path), "fingerprint": value.fingerprint()}
     if path.exists():
         secret = read_secret(str(path))
         return {"changed": False, "path": str(path), "fingerprint": secret.fingerprint()}
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(nbytes)
+    value_text = secrets.token_urlsafe(nbytes)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
-    return {"changed": True, "path": str(path), "fingerprint": Secret(value).fingerprint()}
+        f.write(value_text + "\n")
+    return {"changed": True, "path": str(path), "fingerprint": Secret(value_text).fingerprint()}
 
 
 def write_gateway_conf(out: str | Path, servers: dict[str, str], secret: Secret, port: int = 1812,
