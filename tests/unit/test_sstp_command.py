@@ -91,3 +91,8 @@ def test_not_connected_exits_1_with_a_summary(server, pki, capsys):  # noqa: F81
     out = capsys.readouterr().out
     assert "FAILED, cause auth-failed" in out and "Wr0ng-Pw" not in out
     assert args.password is None  # dropped from the namespace once read
+
+
+def test_the_parsers_auth_choices_are_the_probes():
+    from aovpn_lab.sstp import probe
+    assert sorted(command.AUTH_NAMES) == sorted(probe.AUTH_CHOICES)
