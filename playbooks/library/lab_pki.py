@@ -3,12 +3,11 @@
 
 Each of ``profiles`` (of profiles/certificates.yml) is issued into its own folder under
 ``root`` (aovpn_lab.certs.pki.issue_pki), with a leaf for every gateway, machine and user
-name, and the load-balancing crowd's machines in the crowd's profile only: a cached set whose names, profile and validity
-still match is reused in milliseconds, so a lab comes up in seconds after the first time
-(RSA-4096 keys take seconds each to make). One module run for all profiles: each module
-run costs the controller more than a reused profile does. Results carry file paths only;
-keys stay in their 0600 files. Runs with the controller's
-own interpreter (the project's venv), like lab_topology.
+name, and the load-balancing crowd's machines in the crowd's profile only. A cached set
+whose names, profile and validity still match is reused in milliseconds (RSA-4096 keys take
+seconds each to make). One module run for all profiles: a module run costs the controller
+more than a reused profile does. Results carry file paths only; keys stay in their 0600
+files. Runs with the controller's own interpreter (the project's venv), like lab_topology.
 """
 from __future__ import annotations
 
@@ -16,8 +15,8 @@ from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
 
-from aovpn_lab.certs.pki import issue_pki
 from aovpn_lab.certs.errors import CertificateProfileError
+from aovpn_lab.certs.pki import issue_pki
 
 DOCUMENTATION = r"""
 module: lab_pki
@@ -55,6 +54,7 @@ def main() -> None:
             module.fail_json(msg=f"certificate profile {profile}: cannot write to {out}: {exc.strerror or exc}")
         issued[profile] = files.to_json()
     module.exit_json(changed=any(f["generated"] for f in issued.values()), profiles=issued)
+
 
 if __name__ == "__main__":
     main()

@@ -53,7 +53,7 @@ def present(module: AnsibleModule) -> dict:
                              "freeradius (its service stays stopped; the lab runs its own instance)")
     given = Secret(p["secret"]) if p["secret"] else None
     result: dict = {"secret": server.make_secret_file(p["secret_file"], value=given)}
-    secret = server.read_secret(p["secret_file"], None)
+    secret = given or server.read_secret(p["secret_file"], None)
     cfg = server.config(listen=p["listen"], port=p["port"], ca_files=p["ca_files"], cert=p["cert"], key=p["key"],
                         clients=[(c["name"], c["address"]) for c in p["clients"]], secret=secret,
                         fragment_size=p["fragment_size"])

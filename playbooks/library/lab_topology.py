@@ -162,8 +162,8 @@ class Topology:
         if self.check and any(self.ns(h["name"]) not in existing for h in self.hosts):
             return self.result()
         # What each namespace has (a namespace made just now has only lo).
-        inside = {self.ns(h["name"]): (self.links(self.ns(h["name"])) if self.ns(h["name"]) in existing else {})
-                  for h in self.hosts}
+        names = [self.ns(h["name"]) for h in self.hosts]
+        inside = {ns: self.links(ns) if ns in existing else {} for ns in names}
         pairs = Batch(self)
         per_ns = {ns: Batch(self, ns) for ns in inside}
         for h in self.hosts:
