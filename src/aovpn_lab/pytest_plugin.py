@@ -182,10 +182,32 @@ def target_of(config: pytest.Config):
     return config.stash[TARGET]
 
 
+INVENTORY_SNAPSHOT = "aovpn_inventory"  # the controller's reading, in each xdist worker's workerinput
+
+
 def inventory_of(config: pytest.Config):
-    """The run's inventory (--inventory, --lab-prefix, the vault secrets given)."""
+    """The run's inventory (--inventory, --lab-prefix, the vault secrets given). An xdist
+    worker takes the controller's reading (pytest_configure_node) rather than its own."""
     from . import inventory as inv_mod
-    return inv_mod.load(config.getoption("--inventory"), prefix=config.getoption("--lab-prefix"), vault=_vault(config))
+    where, prefix, vault = config.getoption("--inventory"), config.getoption("--lab-prefix"), _vault(config)
+    data = getattr(config, "workerinput", {}).pop(INVENTORY_SNAPSHOT, None)
+    if data is not None:
+        inv_mod.adopt(where, data, prefix=prefix, vault=vault)
+    return inv_mod.load(where, prefix=prefix, vault=vault)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Hand each xdist worker the controller's reading of the inventory: read by Ansible
+    once per run rather than once more in every worker (each read costs a worker about a
+    second and a half of CPU at start). An inventory that cannot be read is left to the
+    workers, which report it as they would without this."""
+    from .errors import AovpnError
+    from .inventory import snapshot
+    try:
+        node.workerinput[INVENTORY_SNAPSHOT] = snapshot(inventory_of(node.config))
+    except AovpnError:
+        pass
 
 
 @pytest.fixture(scope="session")

@@ -173,3 +173,31 @@ def test_a_lab_under_another_prefix_finds_the_management_network_recorded_for_it
     assert inv.host("gw1").where("lab_management_network") == "lab side"
     # the inventory's own prefix keeps the inventory's network
     assert str(inventory.load(lab_copy).lab.management_network) == "198.18.0.0/24"
+
+
+def test_a_process_given_another_ones_snapshot_loads_it_without_reading_the_files_again(lab_copy: Path, monkeypatch):
+    read = inventory.load(lab_copy)
+    data = inventory.snapshot(read)
+    inventory._CACHE.clear()
+    from aovpn_lab.inventory import reader
+
+    def no_ansible(*args, **kwargs):
+        raise AssertionError("read again with Ansible")
+    monkeypatch.setattr(reader, "read", no_ansible)
+    inventory.adopt(lab_copy, data)
+    adopted = inventory.load(lab_copy)
+    assert adopted is not read and adopted == read and adopted.lab == read.lab
+    assert {n: dict(h.vars) for n, h in adopted.hosts.items()} == {n: dict(h.vars) for n, h in read.hosts.items()}
+    assert adopted.host("gw1").where("ikev2_gateway") == read.host("gw1").where("ikev2_gateway")
+    # a file changed since the snapshot: this process reads the inventory itself
+    f = lab_copy / "hosts.yml"
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1_000_000))
+    with pytest.raises(AssertionError, match="read again with Ansible"):
+        inventory.load(lab_copy)
+
+
+def test_a_snapshot_is_only_adopted_for_the_prefix_it_was_taken_under(lab_copy: Path):
+    data = inventory.snapshot(inventory.load(lab_copy))
+    inventory._CACHE.clear()
+    inventory.adopt(lab_copy, data)
+    assert inventory.load(lab_copy, prefix="other").lab.prefix == "other"  # read, not the adopted 'aovpn'

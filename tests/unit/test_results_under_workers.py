@@ -50,3 +50,22 @@ def test_the_controller_writes_every_workers_cell_under_the_ids_of_a_serial_run(
     assert states == {c["id"]: c["state"] for c in serial["cells"]}
     assert list(states.values()).count("fail") == 1
     assert all("teardown" in c["timings"] for c in parallel["cells"])  # each record found again by its id
+
+
+def test_workers_take_the_controllers_reading_of_the_inventory(tmp_path):
+    """Each xdist worker gets the inventory the controller read (pytest_configure_node), so
+    Ansible reads it once per run rather than once more per worker."""
+    (tmp_path / "test_inv.py").write_text(textwrap.dedent('''
+        from aovpn_lab.inventory import reader
+        from aovpn_lab.pytest_plugin import inventory_of
+
+        def test_the_inventory_without_ansible(request, monkeypatch):
+            def no_ansible(*args, **kwargs):
+                raise AssertionError("this worker read the inventory with Ansible")
+            monkeypatch.setattr(reader, "read", no_ansible)
+            assert [h.name for h in inventory_of(request.config).group("ikev2_clients")][0] == "client"
+    '''))
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_inv.py"), "-p", "aovpn_lab.pytest_plugin",
+                           "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-n", "2"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

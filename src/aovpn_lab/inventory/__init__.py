@@ -12,11 +12,15 @@ once, here, naming the file, the key and what was expected:
     ...      vault=Vault(("tests/data/vault/example-vault-password",)))
 
 An inventory is read once per process for each (path, prefix, vault, files' mtimes):
-the suite and the CLI ask for it often, Ansible takes a fraction of a second.
+the suite and the CLI ask for it often, Ansible takes a fraction of a second. Other
+processes of the same run (pytest-xdist's workers) take the reading of the process that
+started them (:func:`snapshot`, :func:`adopt`) instead of reading it again: Ansible's
+imports and its read cost each process about as much as collecting the whole matrix.
 """
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +31,7 @@ from .checks import lab_spec
 from .model import Host, Inventory, LabSpec, Link, LinkEnd
 from .vault import Vault
 
-__all__ = ["Host", "Inventory", "LabSpec", "Link", "LinkEnd", "Vault", "load"]
+__all__ = ["Host", "Inventory", "LabSpec", "Link", "LinkEnd", "Vault", "adopt", "load", "snapshot"]
 
 _CACHE: dict[tuple, Inventory] = {}
 
@@ -38,18 +42,44 @@ def load(path: str | Path, prefix: str | None = None, vault: Vault | None = None
     if not path.exists():
         raise InventoryError(f"inventory {path} does not exist", hint="pass --inventory with a folder or YAML file")
     vault = vault or Vault()
-    key = (path.resolve(), prefix, vault, _fingerprint(path), _record_stamp(prefix))
+    key = _key(path, prefix, vault)
     if key not in _CACHE:
         _CACHE[key] = _read(path, prefix, vault)
     return _CACHE[key]
+
+
+def snapshot(inv: Inventory) -> bytes:
+    """What Ansible read for `inv` (hosts with their variables, groups), for :func:`adopt`
+    in another process of the same run. It holds the decrypted vault values: it goes
+    through that process's pipe only, never into a file or a log."""
+    return pickle.dumps(([(h.name, h.groups, dict(h.vars), dict(h.origin)) for h in inv.hosts.values()],
+                         dict(inv.groups)))
+
+
+def adopt(path: str | Path, data: bytes, prefix: str | None = None, vault: Vault | None = None) -> None:
+    """Make :func:`load` (same path, prefix and vault) answer with `data`, another process's
+    :func:`snapshot` of this inventory, instead of reading it with Ansible. Keyed as load
+    keys its own readings: if a file changed since the snapshot, load reads it again."""
+    path, vault = Path(path), vault or Vault()
+    found, groups = pickle.loads(data)  # from the process that started this one (its own pipe)
+    _CACHE[_key(path, prefix, vault)] = _inventory(path, found, groups, vault)
+
+
+def _key(path: Path, prefix: str | None, vault: Vault) -> tuple:
+    return (path.resolve(), prefix, vault, _fingerprint(path), _record_stamp(prefix))
 
 
 def _read(path: Path, prefix: str | None, vault: Vault) -> Inventory:
     from .reader import read
     _local_tmp()
     found, groups = read(path, vault.secrets(), prefix)
-    hosts = {h.name: Host(name=h.name, address=h.vars.get("ansible_host"), groups=h.groups,
-                          vars=MappingProxyType(h.vars), origin=MappingProxyType(h.origin)) for h in found}
+    return _inventory(path, [(h.name, h.groups, h.vars, h.origin) for h in found], groups, vault)
+
+
+def _inventory(path: Path, found: list[tuple], groups: dict[str, tuple[str, ...]], vault: Vault) -> Inventory:
+    """The checked inventory from (name, groups, vars, origin) of every host."""
+    hosts = {name: Host(name=name, address=hv.get("ansible_host"), groups=gs,
+                        vars=MappingProxyType(hv), origin=MappingProxyType(origin)) for name, gs, hv, origin in found}
     inv = Inventory(path=path, hosts=hosts, groups=groups, vault=vault)
     return replace(inv, lab=lab_spec(inv)) if "lab" in groups else inv
 
