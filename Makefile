@@ -41,7 +41,7 @@ soak: setup
 	@rc=0; $(BIN)/python -m aovpn_lab.soak --runs $${RUNS:-5} || rc=$$?; $(LAB) lab down; exit $$rc
 
 lint: setup
-	@$(BIN)/ruff check src tests playbooks/library playbooks/module_utils
+	@$(BIN)/ruff check src tests playbooks/library playbooks/module_utils playbooks/action_plugins
 
 clean:
 	rm -rf reports/2* reports/latest .pytest_cache

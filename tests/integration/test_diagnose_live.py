@@ -31,7 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from aovpn_lab.capture import Capture, capture_both, diagnose
+from aovpn_lab.capture import Capture, capture_both
+from aovpn_lab.capture.diagnose import diagnose
 from aovpn_lab.capture.trim import trim_capture
 from aovpn_lab.errors import TargetError
 from aovpn_lab.ike.craft_netns import netns_path

@@ -132,3 +132,14 @@ def test_capture_reports_a_bad_filter(tmp_path):
     with pytest.raises(CaptureToolError, match="exited at start-up"):
         cap.start()
     assert cap.proc is None
+
+
+def test_building_the_command_line_imports_neither_scapy_nor_ansible():
+    """Every aovpn-lab command builds the whole parser first: what only a diagnosis, a scan
+    or an inventory needs (scapy, ansible) is imported by the command that runs, not by --help."""
+    import subprocess
+    import sys
+    code = ("import sys; from aovpn_lab import cli; cli.build_parser(); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'scapy', 'ansible', 'ansible_runner'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

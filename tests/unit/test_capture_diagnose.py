@@ -16,7 +16,7 @@ import pytest
 from scapy.layers.inet import IP, UDP, fragment
 from scapy.layers.l2 import Ether
 
-from aovpn_lab.capture import CAUSES, diagnose
+from aovpn_lab.capture.diagnose import CAUSES, diagnose
 from aovpn_lab.capture.diagnose import ERROR_SIZED_MAX
 from aovpn_lab.capture.errors import CaptureInputError, CaptureMismatchError
 from aovpn_lab.capture.trim import trim_capture

@@ -15,26 +15,23 @@ Modules:
   reassembly, IKE/ESP recognition (IKE decoded by :mod:`aovpn_lab.ike.wire`).
 - :mod:`aovpn_lab.capture.trim` - a small copy of a capture (encrypted bytes cut).
 
-``diagnose`` is imported here (the submodule of the same name would otherwise shadow the
-function); the other names are imported lazily.
+The diagnosis is imported from its module (``from aovpn_lab.capture.diagnose import
+diagnose``: a package attribute of that name would be the submodule once it is imported);
+the other names here are imported when first used, so that importing the package (every
+``aovpn-lab`` command builds its parser from it) does not import scapy.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from .diagnose import CAUSES, Diagnosis, diagnose
-
 __all__ = [
-    "CAUSES",
     "DEFAULT_BPF",
     "Capture",
     "CaptureFinding",
     "CaptureInputError",
     "CaptureMismatchError",
     "CaptureToolError",
-    "Diagnosis",
     "capture_both",
-    "diagnose",
     "trim_capture",
 ]
 

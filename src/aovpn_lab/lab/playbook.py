@@ -108,6 +108,7 @@ def run(playbook: str, inventory: Path, extravars: dict[str, Any], *, label: str
     env = {
         "ANSIBLE_CONFIG": str(paths.ROOT / "ansible.cfg"),
         "ANSIBLE_LIBRARY": str(paths.PLAYBOOKS / "library"),
+        "ANSIBLE_ACTION_PLUGINS": str(paths.PLAYBOOKS / "action_plugins"),
         "ANSIBLE_ROLES_PATH": str(paths.PLAYBOOKS / "roles"),
         "ANSIBLE_NOCOLOR": "1",
         # Ansible must find the same interpreter (and so the aovpn_lab package) for local plays.

@@ -14,15 +14,7 @@ Modules: :mod:`~aovpn_lab.pathscan.probes` (tagged probes: IKE on UDP 500/4500, 
 """
 from __future__ import annotations
 
-from .probes import DEFAULT_CHECKS, DEFAULT_FRAGMENT_SIZES
-from .scan import (
-           CheckResult,
-           Finding,
-           PathReport,
-           PathScanError,
-           derive_findings,
-           scan_path,
-)
+from typing import Any
 
 __all__ = [
            "DEFAULT_CHECKS",
@@ -34,3 +26,16 @@ __all__ = [
            "derive_findings",
            "scan_path",
 ]
+
+_WHERE = {"DEFAULT_CHECKS": "plan", "DEFAULT_FRAGMENT_SIZES": "plan", "CheckResult": "scan", "Finding": "scan",
+          "PathReport": "scan", "PathScanError": "scan", "derive_findings": "scan", "scan_path": "scan"}
+
+
+def __getattr__(name: str) -> Any:
+    """The names above, imported when first used: the command line imports this package to
+    build its parser, and the probes import scapy."""
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .probes import DEFAULT_CHECKS, DEFAULT_FRAGMENT_SIZES
+from .plan import DEFAULT_CHECKS, DEFAULT_FRAGMENT_SIZES
 
 _DESCRIPTION = """\
 Find out which of the paths an IKEv2 (Always On VPN) gateway needs are open between

@@ -10,7 +10,7 @@ import os
 import struct
 from dataclasses import dataclass
 
-from aovpn_lab.ike import craft
+from aovpn_lab.ike import numbers  # ports and marker only: building the CLI parser imports no scapy
 
 __all__ = ["TAG_PREFIX", "DEFAULT_FRAGMENT_SIZES", "DEFAULT_CHECKS", "NEEDED_PORTS",
            "PROTO_TCP", "PROTO_UDP", "PROTO_ESP", "IP_HDR", "UDP_HDR",
@@ -27,8 +27,8 @@ PROTO_TCP, PROTO_UDP, PROTO_ESP = 6, 17, 50
 IP_HDR, UDP_HDR = 20, 8
 _MIN_FRAG_SIZE = 576  # an IKE_SA_INIT with the default offer plus padding fits above this
 _SIMPLE = {
-    "udp500": ("ike", PROTO_UDP, craft.IKE_PORT),
-    "udp4500": ("ike", PROTO_UDP, craft.NATT_PORT),
+    "udp500": ("ike", PROTO_UDP, numbers.IKE_PORT),
+    "udp4500": ("ike", PROTO_UDP, numbers.NATT_PORT),
     "tcp443": ("tcp-syn", PROTO_TCP, 443),
     "esp": ("esp", PROTO_ESP, None),
     "udp1701": ("l2tp", PROTO_UDP, 1701),
@@ -91,13 +91,13 @@ def _probe(name: str, base: str, size: int | None, tag: bytes, used_ids: set[int
     """One probe of check ``base`` with fresh random tags."""
     if base == "frag4500":
         spi = _nonzero(8)
-        return Probe(name, "frag", PROTO_UDP, craft.NATT_PORT, size=size, spi=spi,
-                     ip_id=_new_id(used_ids), tag=tag, head=craft.NON_ESP_MARKER + spi,
+        return Probe(name, "frag", PROTO_UDP, numbers.NATT_PORT, size=size, spi=spi,
+                     ip_id=_new_id(used_ids), tag=tag, head=numbers.NON_ESP_MARKER + spi,
                      head_offset=UDP_HDR)
     kind, proto, port = _SIMPLE[base]
     if kind == "ike":
         spi = _nonzero(8)
-        head = (craft.NON_ESP_MARKER + spi) if port == craft.NATT_PORT else spi
+        head = (numbers.NON_ESP_MARKER + spi) if port == numbers.NATT_PORT else spi
         return Probe(name, kind, proto, port, spi=spi, head=head, head_offset=UDP_HDR)
     if kind == "tcp-syn":
         seq = struct.unpack("!I", _nonzero(4))[0]

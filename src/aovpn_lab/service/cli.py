@@ -43,6 +43,16 @@ def instance_parser(prog: str, description: str, *, up_help: str = "start (or ke
     return p, sub, up
 
 
+def down(inst: Instance, *, purge: bool = False) -> dict:
+    """Stop the instance's processes (by recorded PID); with `purge`, delete its folder too.
+    The one way down, for this command line and the roles' actions alike."""
+    result = inst.down()
+    if purge and inst.state_dir.exists():
+        shutil.rmtree(inst.state_dir)
+        result.update(changed=True, purged=True)
+    return result
+
+
 def run(args: argparse.Namespace, *, name: str, up: Callable[[argparse.Namespace], dict],
         instance: Callable[[str], Instance], other: dict[str, Callable[[argparse.Namespace], dict]] | None = None,
         exit_code: Callable[[AovpnError], int] = lambda exc: 1) -> int:
@@ -53,11 +63,7 @@ def run(args: argparse.Namespace, *, name: str, up: Callable[[argparse.Namespace
         elif args.action == "up":
             result = up(args)
         elif args.action == "down":
-            inst = instance(args.state)
-            result = inst.down()
-            if args.purge and inst.state_dir.exists():
-                shutil.rmtree(inst.state_dir)
-                result.update(changed=True, purged=True)
+            result = down(instance(args.state), purge=args.purge)
         else:
             result = instance(args.state).status()
             print(json.dumps(result))

@@ -1,17 +1,16 @@
-#!/usr/bin/python
-"""Ansible module: the embedded lab's topology on this machine.
+"""Ansible action: the embedded lab's topology on this machine.
 
 One network namespace per lab host, point-to-point veth links between them, a
 management bridge in the root namespace with one veth per host, and one sshd per host
 listening on its management address. Idempotent; `state: absent` removes exactly what
 `present` created (recorded in <state_dir>/topology.json) and is safe to run twice.
 
-The plays that call it run it with the controller's own interpreter
-(``ansible_python_interpreter: "{{ ansible_playbook_python }}"``, the project's venv), so
-each sshd is started like every other lab daemon: through aovpn_lab.service (entry
-``sshd`` of profiles/daemons.yml: foreground, recorded by PID, start time and executable,
-ready when it accepts connections on its management address, restarted only when its
-sshd_config changed).
+An action, not a module: the topology is the controller's own machine, so it runs in
+Ansible's worker on the controller (playbooks/action_plugins/README.md). Each sshd is
+started like every other lab daemon: through aovpn_lab.service (entry ``sshd`` of
+profiles/daemons.yml: foreground, recorded by PID, start time and executable, ready when
+it accepts connections on its management address, restarted only when its sshd_config
+changed).
 """
 from __future__ import annotations
 
@@ -25,13 +24,14 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
 
 from aovpn_lab.errors import AovpnError
 from aovpn_lab.service import Daemon, render, spec
 
 DOCUMENTATION = r"""
-module: lab_topology
+action: lab_topology
 short_description: Create or remove the aovpn-lab namespaces, links, bridge and sshds
 options:
   state: {type: str, choices: [present, absent], default: present}
@@ -46,9 +46,7 @@ IFNAMSIZ = 15
 
 
 class Topology:
-    def __init__(self, module: AnsibleModule):
-        self.m = module
-        p = module.params
+    def __init__(self, p: dict, check: bool):
         self.prefix = p["prefix"]
         self.state_dir = p["state_dir"]
         self.mgmt = p["management"] or {}
@@ -62,7 +60,7 @@ class Topology:
         } for h in (p["hosts"] or [])]
         self.links_wanted = p["links"] or []
         self.changed = False
-        self.check = module.check_mode
+        self.check = check
         self.actions: list[str] = []
 
     # -- names ---------------------------------------------------------------
@@ -81,6 +79,10 @@ class Topology:
         return os.path.join(self.state_dir, "topology.json")
 
     # -- helpers -------------------------------------------------------------
+    def fail(self, msg: str) -> None:
+        """End the task as failed, with what was done before the failure."""
+        raise AnsibleActionFail(msg, result={"changed": self.changed, "actions": self.actions})
+
     def run(self, *argv: str, check: bool = True, ns: str | None = None) -> subprocess.CompletedProcess:
         if ns:
             argv = ("ip", "netns", "exec", ns) + argv
@@ -88,8 +90,7 @@ class Topology:
         if check and proc.returncode != 0:
             # Judged by the exit status; the tool's error is its last stderr line (warnings come first).
             said = [l.strip() for l in (proc.stderr or proc.stdout or "").splitlines() if l.strip()]
-            self.m.fail_json(msg=f"`{' '.join(argv)}` exited {proc.returncode}: "
-                                 f"{said[-1] if said else 'no output'}", actions=self.actions)
+            self.fail(f"`{' '.join(argv)}` exited {proc.returncode}: {said[-1] if said else 'no output'}")
         return proc
 
     def act(self, what: str, *argv: str, ns: str | None = None) -> None:
@@ -128,13 +129,13 @@ class Topology:
     def validate(self) -> None:
         for h in self.hosts:
             if len(self.mgmt_veth(h["name"])) > IFNAMSIZ:
-                self.m.fail_json(msg=f"lab name '{self.mgmt_veth(h['name'])}' is longer than {IFNAMSIZ} "
-                                     f"characters: shorten lab_prefix or host '{h['name']}'")
+                self.fail(f"lab name '{self.mgmt_veth(h['name'])}' is longer than {IFNAMSIZ} "
+                          f"characters: shorten lab_prefix or host '{h['name']}'")
         for link in self.links_wanted:
             for end in link["ends"]:
                 if len(end["interface"]) > IFNAMSIZ:
-                    self.m.fail_json(msg=f"interface name '{end['interface']}' of link '{link['name']}' "
-                                         f"is longer than {IFNAMSIZ} characters")
+                    self.fail(f"interface name '{end['interface']}' of link '{link['name']}' "
+                              f"is longer than {IFNAMSIZ} characters")
 
     def present(self) -> dict:
         """Read what exists (one query per namespace), then make the rest in a few `ip -batch`
@@ -310,7 +311,7 @@ class Topology:
                 self.actions.append(f"sshd on {h['name']}")
         errors = [outcome for _, outcome in outcomes if isinstance(outcome, str)]
         if errors:
-            self.m.fail_json(msg="; ".join(errors), actions=self.actions)
+            self.fail("; ".join(errors))
 
     # -- absent --------------------------------------------------------------
     def absent(self) -> dict:
@@ -405,24 +406,26 @@ def kill_namespace_processes(namespaces: list[str]) -> None:
             time.sleep(0.02)
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            prefix=dict(type="str", required=True),
-            state_dir=dict(type="path", required=True),
-            management=dict(type="dict", required=False, default={}),
-            hosts=dict(type="list", elements="dict", default=[]),
-            links=dict(type="list", elements="dict", default=[]),
-        ),
-        supports_check_mode=True,
-    )
-    if os.geteuid() != 0:
-        module.fail_json(msg="lab_topology needs root (network namespaces, veth, bridge)")
-    topo = Topology(module)
-    result = topo.present() if module.params["state"] == "present" else topo.absent()
-    module.exit_json(changed=topo.changed, actions=topo.actions, **result)
+SPEC = dict(
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    prefix=dict(type="str", required=True),
+    state_dir=dict(type="path", required=True),
+    management=dict(type="dict", required=False, default={}),
+    hosts=dict(type="list", elements="dict", default=[]),
+    links=dict(type="list", elements="dict", default=[]),
+)
 
 
-if __name__ == "__main__":
-    main()
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        _, params = self.validate_argument_spec(argument_spec=SPEC)
+        if os.geteuid() != 0:
+            raise AnsibleActionFail("lab_topology needs root (network namespaces, veth, bridge)")
+        topo = Topology(params, check=self._task.check_mode)
+        out = topo.present() if params["state"] == "present" else topo.absent()
+        result.update(changed=topo.changed, actions=topo.actions, **out)
+        return result

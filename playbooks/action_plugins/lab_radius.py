@@ -1,5 +1,4 @@
-#!/usr/bin/python
-"""Ansible module: the lab's RADIUS server (FreeRADIUS, EAP-TLS: the NPS stand-in), in one
+"""Ansible action: the lab's RADIUS server (FreeRADIUS, EAP-TLS: the NPS stand-in), in one
 step (the freeradius role).
 
 `present`: checks that freeradius is installed (its service stays stopped: the lab runs
@@ -11,19 +10,23 @@ gateway's namespace, expecting EAP-TLS Start. `absent`: stops it by its recorded
 
 The secret reaches FreeRADIUS and charon only through files (0600). A secret the
 controller supplies (``secret``, e.g. from its environment or a vault) is a no_log
-argument, written to the secret file; it never appears in results or logs. Runs with the
-controller's own interpreter (the project's venv), like lab_topology.
+argument, written to the secret file; it never appears in results or logs.
+
+An action, not a module: the server runs in a namespace of the controller's own machine,
+so it runs in Ansible's worker on the controller (playbooks/action_plugins/README.md).
 """
 from __future__ import annotations
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
 
+from aovpn_lab import tool
 from aovpn_lab.errors import AovpnError
 from aovpn_lab.radius import server
 from aovpn_lab.radius.config import Secret
 
 DOCUMENTATION = r"""
-module: lab_radius
+action: lab_radius
 short_description: Keep the lab's FreeRADIUS running, its gateways' eap-radius settings written, and check it
 options:
   state: {type: str, choices: [present, absent], default: present}
@@ -45,12 +48,11 @@ options:
 """
 
 
-def present(module: AnsibleModule) -> dict:
-    p = module.params
-    rc, _, _ = module.run_command(["dpkg-query", "-W", "-f", "${Version}", "freeradius"])
-    if rc != 0:
-        module.fail_json(msg="freeradius is not installed on this host: apt-get install -y --no-install-recommends "
-                             "freeradius (its service stays stopped; the lab runs its own instance)")
+def present(p: dict, check_mode: bool) -> dict:
+    installed = tool.run(["dpkg-query", "-W", "-f", "${Version}", "freeradius"], step="is freeradius installed")
+    if not installed.ok:
+        raise AnsibleActionFail("freeradius is not installed on this host: apt-get install -y --no-install-recommends "
+                                "freeradius (its service stays stopped; the lab runs its own instance)")
     given = Secret(p["secret"]) if p["secret"] else None
     result: dict = {"secret": server.make_secret_file(p["secret_file"], value=given)}
     secret = given or server.read_secret(p["secret_file"], None)
@@ -64,14 +66,14 @@ def present(module: AnsibleModule) -> dict:
                                                     {p["server_name"]: p["listen"]}, secret, port=p["port"])
                           for c in p["clients"]] if p["gateway_conf"] else []
     check = p["health_check"]
-    if check and not module.check_mode:
+    if check and not check_mode:
         health = {}
         for c in p["clients"]:
             r = server.check_from(f"{check['namespace_prefix']}-{c['name']}", p["listen"], secret,
                                   kind="eap", port=p["port"], source=c["address"])
             if not r.ok:
-                module.fail_json(msg=f"RADIUS health check from {c['name']} ({c['address']}) to "
-                                     f"{p['listen']}:{p['port']} failed: {r.to_json()}")
+                raise AnsibleActionFail(f"RADIUS health check from {c['name']} ({c['address']}) to "
+                                        f"{p['listen']}:{p['port']} failed: {r.to_json()}")
             health[c["name"]] = r.to_json()
         result["health"] = health
     result["changed"] = (result["secret"]["changed"] or result["server"]["changed"]
@@ -79,27 +81,31 @@ def present(module: AnsibleModule) -> dict:
     return result
 
 
-def main() -> None:
-    module = AnsibleModule(argument_spec=dict(
-        state=dict(type="str", choices=["present", "absent"], default="present"),
-        purge=dict(type="bool", default=False),
-        state_dir=dict(type="path", required=True),
-        netns=dict(type="str"), listen=dict(type="str"), port=dict(type="int", default=1812),
-        cert=dict(type="path"), key=dict(type="path"), ca_files=dict(type="list", elements="path", default=[]),
-        fragment_size=dict(type="int", default=1024), clients=dict(type="list", elements="dict", default=[]),
-        secret_file=dict(type="path", no_log=False), secret=dict(type="str", no_log=True), server_name=dict(type="str"),
-        gateway_conf=dict(type="str"), health_check=dict(type="dict"),
-    ), required_if=[("state", "present", ("listen", "cert", "key", "ca_files", "clients", "secret_file",
-                                          "server_name"))])
-    try:
-        if module.params["state"] == "absent":
-            result = server.down(module.params["state_dir"], purge=module.params["purge"])
-        else:
-            result = present(module)
-    except AovpnError as exc:
-        module.fail_json(msg=f"FreeRADIUS in {module.params['netns'] or 'this namespace'}: {exc}")
-    module.exit_json(**result)
+SPEC = dict(
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    purge=dict(type="bool", default=False),
+    state_dir=dict(type="path", required=True),
+    netns=dict(type="str"), listen=dict(type="str"), port=dict(type="int", default=1812),
+    cert=dict(type="path"), key=dict(type="path"), ca_files=dict(type="list", elements="path", default=[]),
+    fragment_size=dict(type="int", default=1024), clients=dict(type="list", elements="dict", default=[]),
+    secret_file=dict(type="path", no_log=False), secret=dict(type="str", no_log=True), server_name=dict(type="str"),
+    gateway_conf=dict(type="str"), health_check=dict(type="dict"),
+)
+REQUIRED_IF = [("state", "present", ("listen", "cert", "key", "ca_files", "clients", "secret_file", "server_name"))]
 
 
-if __name__ == "__main__":
-    main()
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        _, p = self.validate_argument_spec(argument_spec=SPEC, required_if=REQUIRED_IF)
+        try:
+            if p["state"] == "absent":
+                result.update(server.down(p["state_dir"], purge=p["purge"]))
+            else:
+                result.update(present(p, self._task.check_mode))
+        except AovpnError as exc:
+            raise AnsibleActionFail(f"FreeRADIUS in {p['netns'] or 'this namespace'}: {exc}") from None
+        return result
