@@ -249,6 +249,16 @@ def test_run_reports_the_initial_set_and_every_change_once():
     assert clock.waits == [1.0] * 7
 
 
+def test_after_every_round_the_live_set_as_announced_is_reported():
+    changes, after = [], []
+    clock = FakeClock(rounds=7)
+    monitor.run(BACKENDS, scripted({"gw1": "uuuuuuuu", "gw2": "uddduuuu"}), 1.0, changes.append, clock,
+                thresholds=monitor.Thresholds(fall=2, rise=2), clock=clock, after_round=after.append)
+    both, one = ("gw1", "gw2"), ("gw1",)
+    # a round's report comes after that round's change: gw2 is out from the round it fell in
+    assert after == [both, both, one, one, one, both, both]
+
+
 def test_run_keeps_the_schedule_when_checks_take_time():
     clock = FakeClock(rounds=3)
 
@@ -310,6 +320,9 @@ def test_live_json_is_replaced_whole(tmp_path):
     doc = json.loads((tmp_path / "state" / "live.json").read_text())
     assert doc["live"] == ["gw1"] and doc["backends"]["gw1"]["up"] is True
     assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["live.json"]
+    assert "round" not in doc
+    state.write((), {"gw1": HealthResult(False, "silent")}, 7)
+    assert json.loads((tmp_path / "state" / "live.json").read_text())["round"] == 7
 
 
 def _monitor_cmd(state: Path, *extra: str) -> list[str]:
@@ -348,7 +361,8 @@ def test_the_monitor_command_writes_changes_runs_the_hook_and_stops_cleanly_on_s
     lines = [json.loads(line) for line in out.splitlines()]
     assert lines[0]["live"] == ["gw1", "gw2"] and lines[-1]["live"] == ["gw1"]
     assert lines[-1]["backends"]["gw2"]["reason"].startswith("ICMP port unreachable")
-    assert json.loads(live.read_text())["live"] == ["gw1"]
+    final = json.loads(live.read_text())
+    assert final["live"] == ["gw1"] and final["round"] >= 2   # gw2 fell after 2 rounds; every round is counted
     assert hook_out.read_text().startswith("gw1 gw2|")
     assert not [p for p in (tmp_path / "state").iterdir() if p.name != "live.json"]
 

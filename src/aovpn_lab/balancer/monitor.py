@@ -15,9 +15,11 @@ As a command (run on the balancer):
         --backend gw2=198.18.1.18 --interval 1 --timeout 0.5 --fall 2 --rise 2 \\
         --state /run/aovpn-lb [--on-change 'CMD ARGS']
 
-it writes DIR/live.json (replaced whole, never half-written) and one JSON line on stdout
-per change, and runs CMD with the live names appended, judged by its exit status. SIGTERM
-or SIGINT ends it after the round in progress, with exit status 0.
+it writes DIR/live.json after every round (replaced whole, never half-written: the live
+set, each backend's last result, and the round's number, so a reader can tell that the
+monitor has judged a change for ``fall`` rounds and kept its verdict), one JSON line on
+stdout per change, and runs CMD with the live names appended, judged by its exit status.
+SIGTERM or SIGINT ends it after the round in progress, with exit status 0.
 
     >>> s = BackendState(fall=2, rise=2)
     >>> [s.record(ok) for ok in (False, False, True, True)], s.up
@@ -105,12 +107,14 @@ def _checked(check: Callable[[Backend], HealthResult], backend: Backend) -> Heal
 def run(backends: Sequence[Backend], check: Callable[[Backend], HealthResult], interval: float,
         on_change: Callable[[tuple[str, ...]], None], stop_event, *, thresholds: Thresholds = Thresholds(),
         clock: Callable[[], float] = time.monotonic,
-        on_round: Callable[[dict[str, HealthResult]], None] | None = None) -> None:
+        on_round: Callable[[dict[str, HealthResult]], None] | None = None,
+        after_round: Callable[[tuple[str, ...]], None] | None = None) -> None:
     """Check ``backends`` every ``interval`` s until ``stop_event`` is set.
 
     ``on_change(live)`` gets the live names (in ``backends`` order) after the first round
     and on every change; ``on_round(results)`` (optional) gets each round's results
-    before that. ``stop_event`` needs ``is_set()`` and ``wait(seconds)`` (threading.Event).
+    before that, and ``after_round(live)`` (optional) the live set as announced once the
+    round is over. ``stop_event`` needs ``is_set()`` and ``wait(seconds)`` (threading.Event).
     """
     states = {b.name: BackendState(thresholds.fall, thresholds.rise, thresholds.initial_up) for b in backends}
     announced: tuple[str, ...] | None = None
@@ -130,6 +134,8 @@ def run(backends: Sequence[Backend], check: Callable[[Backend], HealthResult], i
                 except (AovpnError, OSError) as exc:
                     print(f"aovpn-lab monitor: on-change for {' '.join(live) or '(none)'} failed, "
                           f"trying again next round: {exc}", file=sys.stderr, flush=True)
+            if after_round is not None and announced is not None:
+                after_round(announced)
             if stop_event.wait(max(0.0, started + interval - clock())):
                 break
 
@@ -141,9 +147,11 @@ class StateFile:
         self.dir = Path(directory)
         self.path = self.dir / "live.json"
 
-    def write(self, live: Sequence[str], results: Mapping[str, HealthResult]) -> dict:
+    def write(self, live: Sequence[str], results: Mapping[str, HealthResult], round_no: int | None = None) -> dict:
         doc = {"ts": round(time.time(), 3), "live": list(live),
                "backends": {name: r.to_json() for name, r in results.items()}}
+        if round_no is not None:
+            doc["round"] = round_no
         self.dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".live.", suffix=".json", dir=self.dir)
         try:
@@ -231,19 +239,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     hook = shlex.split(args.on_change) if args.on_change else None
     latest: dict[str, HealthResult] = {}
     written: list[tuple[str, ...]] = []  # the last live set written and printed
+    rounds = [0]
+
+    def on_round(results: dict[str, HealthResult]) -> None:
+        latest.update(results)
+        rounds[0] += 1
 
     def on_change(live: tuple[str, ...]) -> None:
         if not written or written[-1] != live:
-            doc = state.write(live, latest)
+            doc = state.write(live, latest, rounds[0])
             print(json.dumps(doc), flush=True)
             written.append(live)
         if hook:  # after the file: the command may read live.json
             run_tool([*hook, *live], step="on-change").check()
 
+    def after_round(live: tuple[str, ...]) -> None:
+        state.write(live, latest, rounds[0])  # the round is over: its number, with the live set as announced
+
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    run(backends, check, args.interval, on_change, stop, thresholds=thresholds, on_round=latest.update)
+    run(backends, check, args.interval, on_change, stop, thresholds=thresholds, on_round=on_round,
+        after_round=after_round)
     return 0
 
 

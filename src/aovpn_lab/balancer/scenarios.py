@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import sys
@@ -48,6 +49,31 @@ def monitor_running(lab: LabBalancer, check: str) -> Iterator[Daemon]:
         d.stop()
 
 
+@contextlib.contextmanager
+def monitored_crowd(lab: LabBalancer, check: str, crowd: Crowd) -> Iterator[Crowd]:
+    """The health monitor (`check`) and the crowd's charon for the block, started at the
+    same time: each start mostly waits on its own process (the monitor's imports, charon's
+    plugins and vici socket), about half a second each on two cores."""
+    monitor = monitor_running(lab, check)
+    with contextlib.ExitStack() as stack:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            starting = pool.submit(monitor.__enter__)
+            try:
+                stack.enter_context(crowd)
+            finally:
+                starting.result()           # the monitor's own start error, if any, is the one raised
+                stack.push(monitor.__exit__)  # stopped after the crowd, as when started one after the other
+        yield crowd
+
+
+def monitor_round(lab: LabBalancer) -> int:
+    """How many rounds the running monitor has finished (its live.json; 0 before the first)."""
+    try:
+        return int(json.loads((lab.state / "monitor" / "live.json").read_text()).get("round", 0))
+    except (OSError, ValueError):
+        return 0
+
+
 def live(lab: LabBalancer) -> list[str]:
     return list(lab.current()["live"])
 
@@ -72,16 +98,26 @@ def health_monitor_cell(lab: LabBalancer, check: str, failure: str, clients: int
                [b.name for b in lab.config.backends], flush=True)
     lab.clear_gateways()
     evidence: dict[str, Any] = {"check": check, "failure": f"{VICTIM}'s charon {failure}"}
-    with monitor_running(lab, check), Crowd.for_lab(lab.inventory, count=clients) as crowd:
+    fall = int(monitor_settings(lab)["fall"])
+    with monitored_crowd(lab, check, Crowd.for_lab(lab.inventory, count=clients)) as crowd:
         up = lab.wait(lambda: sorted(live(lab)) == sorted(b.name for b in lab.config.backends), detection_budget(lab))
         if up is None:
             return Verdict.inconclusive(_expect(HEALTH, predicted, ""), "monitor-never-saw-all-up",
                                         f"the {check} monitor did not report every healthy gateway up within "
                                         f"{detection_budget(lab):.1f} s", {**evidence, "live": live(lab)})
         lab.fail_gateway(VICTIM, failure)
+        failed_in = monitor_round(lab)
         try:
-            took = lab.wait(lambda: VICTIM not in live(lab), detection_budget(lab))
+            # Out, or kept in by a monitor that has judged it `fall` times since the failure
+            # (rounds that began after it: the one under way may have checked before):
+            # its rule takes a gateway out after `fall` failed checks, so it never will.
+            # The detection budget bounds a monitor that stops counting rounds.
+            judged = lab.wait(lambda: VICTIM not in live(lab) or monitor_round(lab) > failed_in + fall,
+                              detection_budget(lab))
+            took = judged if judged is not None and VICTIM not in live(lab) else None
             evidence["seconds until the monitor took it out"] = None if took is None else round(took, 2)
+            if took is None and judged is not None:
+                evidence["monitor rounds since the failure, gateway kept in"] = monitor_round(lab) - failed_in
             evidence["live gateways after the failure"] = live(lab)
             attempts = crowd.connect()
             sas = crowd.sas()
@@ -129,8 +165,8 @@ def failover_cell(lab: LabBalancer, clients: int = 50, newcomers: int = 20, time
                                 "dead peer detection": "after 1 s of quiet, dead after 2 retransmits (~1.2 s), then "
                                                        "restart"}
     log = artifacts / "clients-charon.log" if artifacts else None
-    with monitor_running(lab, "ike"), Crowd.for_lab(lab.inventory, count=clients + newcomers, timers=timers,
-                                                     keep_log=log) as crowd:
+    with monitored_crowd(lab, "ike", Crowd.for_lab(lab.inventory, count=clients + newcomers, timers=timers,
+                                                    keep_log=log)) as crowd:
         first, later = crowd.addresses[:clients], crowd.addresses[clients:]
         lab.wait(lambda: len(live(lab)) == len(lab.config.backends), detection_budget(lab))
         attempts = crowd.connect(first)
@@ -188,11 +224,22 @@ def _count(served: dict[str, str | None], lab: LabBalancer) -> dict[str, int]:
 
 # -- rekey and DPD -----------------------------------------------------------------------
 
+def _rekeyed(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """(clients whose IKE SA was rekeyed, clients with a new CHILD SA) between two SA lists."""
+    kept = [a for a in before if (after.get(a) or {}).get("state") == "ESTABLISHED"]
+    ike = [a for a in kept if after[a].get("ike_id") != before[a].get("ike_id")
+           or after[a].get("spi_i") != before[a].get("spi_i")]
+    child = [a for a in kept if {c.get("spi_in") for c in after[a]["children"].values()}
+             - {c.get("spi_in") for c in (before[a].get("children") or {}).values()}]
+    return ike, child
+
+
 def rekey_cell(lab: LabBalancer, mode: str, clients: int = 20, ike_rekey: int = 2, child_rekey: int = 1,
                watch: float = 3.0) -> Verdict:
-    # Watched from when the last client is up, for longer than the IKE SA lifetime plus the
-    # rekey exchange itself: every client rekeys both SAs at least once. Only the clients
-    # rekey (the gateways keep charon's hours), so their rekeys never collide with the peer's.
+    # Watched from when the last client is up until every client has rekeyed both SAs, for
+    # at most longer than the IKE SA lifetime plus the rekey exchange itself. Only the
+    # clients rekey (the gateways keep charon's hours), so their rekeys never collide with
+    # the peer's.
     lab.switch(mode, [b.name for b in lab.config.backends], flush=True)
     lab.clear_gateways()
     timers = Timers(dpd_delay=2, ike_rekey=ike_rekey, child_rekey=child_rekey, dpd_action="clear")
@@ -200,27 +247,31 @@ def rekey_cell(lab: LabBalancer, mode: str, clients: int = 20, ike_rekey: int = 
         attempts = crowd.connect()
         before = crowd.sas()
         served_before = {a: lab.backend_of_pool(sa.get("virtual_ip")) for a, sa in before.items()}
-        time.sleep(watch)
+        began = time.monotonic()
+
+        def everyone_rekeyed() -> bool:
+            now = crowd.sas()
+            ike, child = _rekeyed(before, now)
+            return len(ike) == len(child) == len(before) == clients
+        lab.wait(everyone_rekeyed, watch, step=0.2)
+        watched = time.monotonic() - began
         after = crowd.sas()
         gateway = lab.gateway_sas()
     lab.clear_gateways()
     connected = [a for a, t in attempts.items() if t.connected]
     kept = [a for a in connected if (after.get(a) or {}).get("state") == "ESTABLISHED"]
-    ike_rekeyed = [a for a in kept if after[a].get("ike_id") != before[a].get("ike_id")
-                   or after[a].get("spi_i") != before[a].get("spi_i")]
-    child_rekeyed = [a for a in kept if {c.get("spi_in") for c in after[a]["children"].values()}
-                     - {c.get("spi_in") for c in before[a]["children"].values()}]
+    ike_rekeyed, child_rekeyed = _rekeyed({a: before[a] for a in kept}, after)
     same_backend = [a for a in kept if lab.backend_of_pool(after[a].get("virtual_ip")) == served_before.get(a)]
     established_at_gateways = sum(1 for sas in gateway.values() for sa in sas if sa.get("state") == "ESTABLISHED")
     evidence = {"mode": mode, "clients": clients, "connected": len(connected),
                 "IKE SA rekey every (s)": ike_rekey, "CHILD SA rekey every (s)": child_rekey, "DPD every (s)": 2,
-                "watched (s)": watch, "still established": len(kept), "IKE SA rekeyed": len(ike_rekeyed),
-                "CHILD SA rekeyed": len(child_rekeyed), "on the same gateway": len(same_backend),
+                "watched (s)": round(watched, 1), "watched at most (s)": watch, "still established": len(kept),
+                "IKE SA rekeyed": len(ike_rekeyed), "CHILD SA rekeyed": len(child_rekeyed), "on the same gateway": len(same_backend),
                 "established IKE SAs at the gateways": established_at_gateways}
     ok = (len(connected) == clients and len(kept) == clients and len(ike_rekeyed) == clients
           and len(child_rekeyed) == clients and len(same_backend) == clients and established_at_gateways == clients)
     observed = "kept" if ok else "lost-or-not-rekeyed"
-    figures = (f"{len(kept)} of {clients} still established after {watch:.0f} s, {len(ike_rekeyed)} IKE and "
+    figures = (f"{len(kept)} of {clients} still established after {watched:.1f} s, {len(ike_rekeyed)} IKE and "
                f"{len(child_rekeyed)} CHILD SAs rekeyed, {len(same_backend)} on the same gateway, "
                f"{established_at_gateways} established at the gateways")
     exp = _expect(REKEY, "kept", f"rekeys and DPD travel the client's existing UDP 4500 flow, which the balancer "
