@@ -7,14 +7,16 @@ whose names, profile and validity still match is reused in milliseconds (RSA-409
 seconds each to make). Results carry file paths only; keys stay in their 0600 files.
 
 An action, not a module: the certificates are the controller's own files, so it runs in
-Ansible's worker on the controller (playbooks/action_plugins/README.md says why).
+Ansible's worker on the controller (playbooks/action_plugins/README.md says why; the shape
+all of them share: aovpn_lab.lab.action).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
+
+from aovpn_lab.lab.action import LabAction
 
 DOCUMENTATION = r"""
 action: lab_pki
@@ -39,13 +41,10 @@ SPEC = dict(
 )
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
+class ActionModule(LabAction):
+    SPEC = SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        _, p = self.validate_argument_spec(argument_spec=SPEC)
+    def act(self, p):
         from aovpn_lab.certs.errors import CertificateProfileError
         from aovpn_lab.certs.pki import issue_pki
         issued = {}
@@ -60,5 +59,4 @@ class ActionModule(ActionBase):
                 raise AnsibleActionFail(f"certificate profile {profile}: cannot write to {out}: "
                                         f"{exc.strerror or exc}") from None
             issued[profile] = files.to_json()
-        result.update(changed=any(f["generated"] for f in issued.values()), profiles=issued)
-        return result
+        return {"changed": any(f["generated"] for f in issued.values()), "profiles": issued}

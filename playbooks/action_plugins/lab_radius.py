@@ -18,10 +18,9 @@ so it runs in Ansible's worker on the controller (playbooks/action_plugins/READM
 from __future__ import annotations
 
 from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
 
 from aovpn_lab import tool
-from aovpn_lab.errors import AovpnError
+from aovpn_lab.lab.action import LabAction
 from aovpn_lab.radius import server
 from aovpn_lab.radius.config import Secret
 
@@ -94,18 +93,14 @@ SPEC = dict(
 REQUIRED_IF = [("state", "present", ("listen", "cert", "key", "ca_files", "clients", "secret_file", "server_name"))]
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
+class ActionModule(LabAction):
+    SPEC = SPEC
+    REQUIRED_IF = REQUIRED_IF
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        _, p = self.validate_argument_spec(argument_spec=SPEC, required_if=REQUIRED_IF)
-        try:
-            if p["state"] == "absent":
-                result.update(server.down(p["state_dir"], purge=p["purge"]))
-            else:
-                result.update(present(p, self._task.check_mode))
-        except AovpnError as exc:
-            raise AnsibleActionFail(f"FreeRADIUS in {p['netns'] or 'this namespace'}: {exc}") from None
-        return result
+    def failure(self, p):
+        return f"FreeRADIUS in {p['netns'] or 'this namespace'}"
+
+    def act(self, p):
+        if p["state"] == "absent":
+            return server.down(p["state_dir"], purge=p["purge"])
+        return present(p, self._task.check_mode)

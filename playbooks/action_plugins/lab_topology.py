@@ -25,9 +25,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
 
 from aovpn_lab.errors import AovpnError
+from aovpn_lab.lab.action import LabAction
 from aovpn_lab.service import Daemon, render, spec
 
 DOCUMENTATION = r"""
@@ -416,16 +416,12 @@ SPEC = dict(
 )
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
+class ActionModule(LabAction):
+    SPEC = SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        _, params = self.validate_argument_spec(argument_spec=SPEC)
+    def act(self, params):
         if os.geteuid() != 0:
             raise AnsibleActionFail("lab_topology needs root (network namespaces, veth, bridge)")
         topo = Topology(params, check=self._task.check_mode)
         out = topo.present() if params["state"] == "present" else topo.absent()
-        result.update(changed=topo.changed, actions=topo.actions, **out)
-        return result
+        return {"changed": topo.changed, "actions": topo.actions, **out}
