@@ -62,7 +62,7 @@ def monitored_crowd(lab: LabBalancer, check: str, crowd: Crowd) -> Iterator[Crow
                 stack.enter_context(crowd)
             finally:
                 starting.result()           # the monitor's own start error, if any, is the one raised
-                stack.push(monitor.__exit__)  # stopped after the crowd, as when started one after the other
+                stack.push(monitor.__exit__)  # so stopped first: the crowd does not need it to end
         yield crowd
 
 
