@@ -17,6 +17,7 @@ error line. A word in the output never decides success.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from typing import Sequence
@@ -32,18 +33,30 @@ def error_line(stdout: str, stderr: str, returncode: int | None) -> str:
     """The line a failed tool's error is in: its last non-empty stderr line.
 
     Tools report the error that made them exit last (warnings printed on the way come
-    first); a tool silent on stderr gets its last stdout line, then its exit status.
+    first); a tool silent on stderr gets its last stdout line, then its exit status. A
+    tool that points at the part of its input it refused (nft: the message, the input
+    line, then a line of ^ and ~ under the part) gets its message and that part.
 
     >>> error_line("", "plugin 'ldap': failed to load\\nloading connection 'gw' failed: invalid\\n", 1)
     "loading connection 'gw' failed: invalid"
     >>> error_line("", "", 3)
     'exit status 3, no output'
+    >>> error_line("", "Error: No such file or directory\\nadd rule inet t c drop; reset counter inet t x\\n"
+    ...            "                        ^^^^^^^^^^^^^^^^^^^^^^\\n", 1)
+    'Error: No such file or directory: reset counter inet t x'
     """
     for text in (stderr, stdout):
-        lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-        if lines:
-            return lines[-1]
+        raw = [line.rstrip() for line in (text or "").splitlines() if line.strip()]
+        if not raw:
+            continue
+        if len(raw) >= 3 and _MARKER.fullmatch(raw[-1].strip()):
+            start, end = len(raw[-1]) - len(raw[-1].lstrip()), len(raw[-1])
+            return f"{raw[-3].strip()}: {raw[-2][start:end].strip()}"
+        return raw[-1].strip()
     return f"exit status {returncode}, no output"
+
+
+_MARKER = re.compile(r"\^[\^~]*|~+\^[\^~]*")  # nft's (and most parsers') pointer under the refused input
 
 
 @dataclass(frozen=True)

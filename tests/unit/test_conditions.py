@@ -147,3 +147,17 @@ def test_scoped_counters_are_read_under_the_names_the_suite_knows():
 def test_vendor_edges_do_not_scope_conditions_to_a_client():
     from aovpn_lab.conditions.base import driver_class as cls_of
     assert cls_of("cisco_asa").scopes_clients is False and cls_of("linux_nft").scopes_clients is True
+
+
+def test_every_nft_a_session_runs_on_the_edge_holds_the_edges_lock():
+    """Several sessions (one per worker) change one table: an nft listing or counter reset
+    another session's commit interrupts fails with EINTR, so each nft waits its turn."""
+    from aovpn_lab.conditions.linux_nft import NFT_LOCK
+    device = scoped("client2")
+    sent: list[str] = []
+    device.send = lambda cmds: sent.extend(cmds) or '{"nftables": []}'
+    device.counters()
+    device.effective_rules()
+    cmds = device.scope_setup() + device.commands(Condition.parse("drop-ip-fragments+nat")) + sent
+    nfts = [c for c in cmds if "nft " in c]
+    assert len(nfts) == 4 and all(c.startswith(f"flock {NFT_LOCK} nft ") for c in nfts)

@@ -44,6 +44,16 @@ MATCHES = {
 
 COUNTERS = tuple(DROP_COUNTERS.values())
 RULE_PREF = 1000  # `ip rule` priority of a client's routing table: pref RULE_PREF + table
+# Every nft of every session on the edge holds this lock (flock(1), util-linux). Several
+# sessions (one per client under --workers) change the same table: a listing or a
+# `reset counter` that another session's commit interrupts fails with EINTR ("Interrupted
+# system call", the kernel's NLM_F_DUMP_INTR). Taken in turn, none is interrupted.
+NFT_LOCK = "/tmp/aovpn-edge-nft.lock"
+
+
+def nft(args: str) -> str:
+    """The shell command that runs `nft ARGS` under the edge's lock."""
+    return f"flock {NFT_LOCK} nft {args}"
 
 
 class LinuxNftDriver(ConditionDriver):
@@ -109,13 +119,13 @@ class LinuxNftDriver(ConditionDriver):
         s = self.scope
         assert s is not None
         raw, fwd, nat = self._chains()
-        nft = [f"add chain {raw}", f"add chain {fwd}", f"add chain {nat}"]
-        nft += [f"add counter {TABLE} {s.counter(c)}" for c in COUNTERS]
-        nft += [f"add element {TABLE} raw_by_source {{ {s.network} : jump raw_{s.tag} }}",
-                f"add element {TABLE} raw_by_destination {{ {', '.join(f'{a} : jump raw_{s.tag}' for a in s.sources)} }}",
-                f"add element {TABLE} forward_by_source {{ {s.network} : jump forward_{s.tag} }}",
-                f"add element ip aovpn_edge_nat nat_by_source {{ {s.network} : jump nat_{s.tag} }}"]
-        cmds = ["nft '" + "; ".join(nft) + "'"]
+        batch = [f"add chain {raw}", f"add chain {fwd}", f"add chain {nat}"]
+        batch += [f"add counter {TABLE} {s.counter(c)}" for c in COUNTERS]
+        batch += [f"add element {TABLE} raw_by_source {{ {s.network} : jump raw_{s.tag} }}",
+                  f"add element {TABLE} raw_by_destination {{ {', '.join(f'{a} : jump raw_{s.tag}' for a in s.sources)} }}",
+                  f"add element {TABLE} forward_by_source {{ {s.network} : jump forward_{s.tag} }}",
+                  f"add element ip aovpn_edge_nat nat_by_source {{ {s.network} : jump nat_{s.tag} }}"]
+        cmds = [nft("'" + "; ".join(batch) + "'")]
         if s.nat_address:
             cmds.append(f"ip addr replace {s.nat_address}/32 dev lo")
         if s.route_table:
@@ -130,17 +140,17 @@ class LinuxNftDriver(ConditionDriver):
     def commands(self, condition: Condition) -> list[str]:
         raw, fwd, nat = self._chains()
         chain_of = {"raw_prerouting": raw, "forward_filter": fwd}
-        nft = [f"flush chain {raw}", f"flush chain {fwd}", f"flush chain {nat}"]
+        batch = [f"flush chain {raw}", f"flush chain {fwd}", f"flush chain {nat}"]
         for part in condition.parts:
             if part.kind in MATCHES:
                 chain, match = MATCHES[part.kind]
-                nft.append(f"add rule {chain_of[chain]} {match} counter name {self._counter(DROP_COUNTERS[part.kind])} drop")
+                batch.append(f"add rule {chain_of[chain]} {match} counter name {self._counter(DROP_COUNTERS[part.kind])} drop")
         if condition.has("nat"):
             # A client with its own NAT address keeps it: beyond the edge it is still told apart.
             to = f"snat to {self.scope.nat_address}" if self.scope and self.scope.nat_address else "masquerade"
-            nft += [f'add rule {nat} oifname "{name}" {to}' for name in interfaces_of(self.host, "outside")]
-        nft += [f"reset counter {TABLE} {self._counter(c)}" for c in COUNTERS]
-        cmds = ["nft '" + "; ".join(nft) + "' >/dev/null"]
+            batch += [f'add rule {nat} oifname "{name}" {to}' for name in interfaces_of(self.host, "outside")]
+        batch += [f"reset counter {TABLE} {self._counter(c)}" for c in COUNTERS]
+        cmds = [nft("'" + "; ".join(batch) + "' >/dev/null")]
         if self.scope is None:
             cmds += self._route_commands(condition.path_mtu)
             # Existing flows would bypass the new rules (and stale NAT mappings confuse the next cell).
@@ -179,7 +189,7 @@ class LinuxNftDriver(ConditionDriver):
         return cmds
 
     def counters(self) -> dict[str, int]:
-        out = self.send([f"nft -j list counters table {TABLE}"])
+        out = self.send([nft(f"-j list counters table {TABLE}")])
         try:
             data = json.loads(out[out.index("{"):])
         except ValueError:
@@ -195,7 +205,7 @@ class LinuxNftDriver(ConditionDriver):
 
     def effective_rules(self) -> EffectiveRules:
         """What the edge's nftables table enforces now (`nft -j list ruleset`, parsed as JSON)."""
-        out = self.send(["nft -j list ruleset"])
+        out = self.send([nft("-j list ruleset")])
         try:
             data = json.loads(out[out.index("{"):])
         except ValueError:
