@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from .errors import InventoryError
 from .inventory import Host, Inventory
+from .tool import NFT_LOCK
 
 if TYPE_CHECKING:
     from .conditions.scope import ClientScope
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 
 FIREWALL_TABLE = "aovpn_gwfw"  # the lab gateway's own firewall (playbooks/roles/strongswan)
+# A lab gateway's firewall is changed and read by several workers at once (tool.NFT_LOCK)
+NFT = ("flock", NFT_LOCK, "nft")
 # Its final drops, each with its counter (gateway-firewall.nft.j2 ends its input chain with them).
 GATEWAY_DROPS = {"udp_500_dropped": "udp dport 500", "udp_4500_dropped": "udp dport 4500",
                  "esp_dropped": "meta l4proto esp", "other_dropped": ""}
@@ -58,7 +61,7 @@ class IkeGateway:
         if self.netns is None:
             return None
         from . import tool
-        out = tool.run(["nft", "-j", "list", "counters", "table", "inet", FIREWALL_TABLE], netns=self.netns,
+        out = tool.run([*NFT, "-j", "list", "counters", "table", "inet", FIREWALL_TABLE], netns=self.netns,
                        step="read the gateway firewall's counters", host=self.name).check().stdout
         found = {c["counter"]["name"]: int(c["counter"].get("packets", 0))
                  for c in json.loads(out).get("nftables", []) if "counter" in c}
@@ -82,7 +85,7 @@ class IkeGateway:
                 for c, match in GATEWAY_DROPS.items()]
         elements = ", ".join(f"{a} : jump drops_{s.tag}" for a in s.addresses)
         nft.append(f"add element inet {FIREWALL_TABLE} drops_by_source {{ {elements} }}")
-        tool.run(["nft", "; ".join(nft)], netns=self.netns, step="give the client its own firewall drop counters",
+        tool.run([*NFT, "; ".join(nft)], netns=self.netns, step="give the client its own firewall drop counters",
                  host=self.name, timeout=10).check()
 
     def end_half_open(self, client: "IkeClient") -> int | None:
@@ -249,7 +252,7 @@ class Target:
             if not scope:
                 tool.run(["conntrack", "-F"], netns=ns, step="flush connection tracking", host=ns, timeout=10,
                          hint="apt-get install conntrack").check()
-                tool.run(["nft", "reset", "counters", "table", "inet", FIREWALL_TABLE], netns=ns,
+                tool.run([*NFT, "reset", "counters", "table", "inet", FIREWALL_TABLE], netns=ns,
                          step="reset the gateway firewall's counters", host=ns, timeout=10).check()
                 continue
             for address in own:
@@ -257,7 +260,7 @@ class Target:
                     # conntrack -D exits 1 when no entry matched ("0 flow entries have been deleted")
                     tool.run(["conntrack", "-D", way, address], netns=ns, step="flush the client's connection "
                              "tracking", host=ns, timeout=10, ok_codes=(0, 1), hint="apt-get install conntrack").check()
-            tool.run(["nft", "; ".join(f"reset counter inet {FIREWALL_TABLE} {scope.counter(c)}"
+            tool.run([*NFT, "; ".join(f"reset counter inet {FIREWALL_TABLE} {scope.counter(c)}"
                                        for c in GATEWAY_DROP_COUNTERS)], netns=ns,
                      step="reset the client's firewall counters", host=ns, timeout=10).check()
 

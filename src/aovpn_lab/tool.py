@@ -25,6 +25,14 @@ from typing import Sequence
 from .errors import AovpnError
 
 
+# nftables tables that several sessions change and read at once (the lab edge's, under
+# --workers one session per client; a lab gateway's firewall) are used one nft at a time,
+# each under this lock (flock(1), util-linux): a listing or `reset counter` that another
+# session's commit interrupts fails with EINTR ("Interrupted system call", the kernel's
+# NLM_F_DUMP_INTR).
+NFT_LOCK = "/tmp/aovpn-lab-nft.lock"
+
+
 class ToolError(AovpnError):
     """An external tool ran and exited non-zero (or could not be run at all)."""
 

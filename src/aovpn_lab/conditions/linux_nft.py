@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import AovpnError, TargetError
 from ..ssh import target_of
-from ..tool import error_line
+from ..tool import NFT_LOCK, error_line
 from .base import ConditionDriver, interfaces_of
 from .model import DROP_COUNTERS, Condition
 from .rules import EffectiveRules, FragmentPolicy, PortRule
@@ -44,15 +44,11 @@ MATCHES = {
 
 COUNTERS = tuple(DROP_COUNTERS.values())
 RULE_PREF = 1000  # `ip rule` priority of a client's routing table: pref RULE_PREF + table
-# Every nft of every session on the edge holds this lock (flock(1), util-linux). Several
-# sessions (one per client under --workers) change the same table: a listing or a
-# `reset counter` that another session's commit interrupts fails with EINTR ("Interrupted
-# system call", the kernel's NLM_F_DUMP_INTR). Taken in turn, none is interrupted.
-NFT_LOCK = "/tmp/aovpn-edge-nft.lock"
 
 
 def nft(args: str) -> str:
-    """The shell command that runs `nft ARGS` under the edge's lock."""
+    """The shell command that runs `nft ARGS` on the edge, in its turn (tool.NFT_LOCK):
+    several sessions, one per client under --workers, change and read the same table."""
     return f"flock {NFT_LOCK} nft {args}"
 
 
