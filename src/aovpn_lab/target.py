@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from .errors import InventoryError
 from .inventory import Host, Inventory
-from .tool import NFT_LOCK
+from .tool import NFT
 
 if TYPE_CHECKING:
     from .conditions.scope import ClientScope
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 
 FIREWALL_TABLE = "aovpn_gwfw"  # the lab gateway's own firewall (playbooks/roles/strongswan)
-# A lab gateway's firewall is changed and read by several workers at once (tool.NFT_LOCK)
-NFT = ("flock", NFT_LOCK, "nft")
 # Its final drops, each with its counter (gateway-firewall.nft.j2 ends its input chain with them).
 GATEWAY_DROPS = {"udp_500_dropped": "udp dport 500", "udp_4500_dropped": "udp dport 4500",
                  "esp_dropped": "meta l4proto esp", "other_dropped": ""}

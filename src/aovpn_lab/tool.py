@@ -31,6 +31,7 @@ from .errors import AovpnError
 # session's commit interrupts fails with EINTR ("Interrupted system call", the kernel's
 # NLM_F_DUMP_INTR).
 NFT_LOCK = "/tmp/aovpn-lab-nft.lock"
+NFT = ("flock", NFT_LOCK, "nft")  # argv of an nft that waits its turn
 
 
 class ToolError(AovpnError):

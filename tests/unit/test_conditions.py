@@ -152,7 +152,7 @@ def test_vendor_edges_do_not_scope_conditions_to_a_client():
 def test_every_nft_a_session_runs_on_the_edge_holds_the_edges_lock():
     """Several sessions (one per worker) change one table: an nft listing or counter reset
     another session's commit interrupts fails with EINTR, so each nft waits its turn."""
-    from aovpn_lab.conditions.linux_nft import NFT_LOCK
+    from aovpn_lab.tool import NFT_LOCK
     device = scoped("client2")
     sent: list[str] = []
     device.send = lambda cmds: sent.extend(cmds) or '{"nftables": []}'

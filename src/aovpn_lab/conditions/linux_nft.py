@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import AovpnError, TargetError
 from ..ssh import target_of
-from ..tool import NFT_LOCK, error_line
+from ..tool import NFT, error_line
 from .base import ConditionDriver, interfaces_of
 from .model import DROP_COUNTERS, Condition
 from .rules import EffectiveRules, FragmentPolicy, PortRule
@@ -47,9 +47,9 @@ RULE_PREF = 1000  # `ip rule` priority of a client's routing table: pref RULE_PR
 
 
 def nft(args: str) -> str:
-    """The shell command that runs `nft ARGS` on the edge, in its turn (tool.NFT_LOCK):
-    several sessions, one per client under --workers, change and read the same table."""
-    return f"flock {NFT_LOCK} nft {args}"
+    """The shell command that runs `nft ARGS` on the edge in its turn (tool.NFT): several
+    sessions, one per client under --workers, change and read the same table."""
+    return " ".join([*NFT, args])
 
 
 class LinuxNftDriver(ConditionDriver):
