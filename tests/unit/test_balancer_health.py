@@ -323,6 +323,7 @@ def test_live_json_is_replaced_whole(tmp_path):
     assert "round" not in doc
     state.write((), {"gw1": HealthResult(False, "silent")}, 7)
     assert json.loads((tmp_path / "state" / "live.json").read_text())["round"] == 7
+    assert state.read()["round"] == 7 and monitor.StateFile(tmp_path / "none").read() == {}
 
 
 def _monitor_cmd(state: Path, *extra: str) -> list[str]:

@@ -147,6 +147,13 @@ class StateFile:
         self.dir = Path(directory)
         self.path = self.dir / "live.json"
 
+    def read(self) -> dict:
+        """What the monitor wrote last; {} before its first round (or while it cannot be read)."""
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
     def write(self, live: Sequence[str], results: Mapping[str, HealthResult], round_no: int | None = None) -> dict:
         doc = {"ts": round(time.time(), 3), "live": list(live),
                "backends": {name: r.to_json() for name, r in results.items()}}
@@ -239,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     hook = shlex.split(args.on_change) if args.on_change else None
     latest: dict[str, HealthResult] = {}
     written: list[tuple[str, ...]] = []  # the last live set written and printed
-    rounds = [0]
+    rounds = [0, 0]  # [this round's number, the last one written to live.json]
 
     def on_round(results: dict[str, HealthResult]) -> None:
         latest.update(results)
@@ -248,13 +255,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     def on_change(live: tuple[str, ...]) -> None:
         if not written or written[-1] != live:
             doc = state.write(live, latest, rounds[0])
+            rounds[1] = rounds[0]
             print(json.dumps(doc), flush=True)
             written.append(live)
         if hook:  # after the file: the command may read live.json
             run_tool([*hook, *live], step="on-change").check()
 
     def after_round(live: tuple[str, ...]) -> None:
-        state.write(live, latest, rounds[0])  # the round is over: its number, with the live set as announced
+        if rounds[1] != rounds[0]:  # the round is over: its number, with the live set as announced
+            state.write(live, latest, rounds[0])
+            rounds[1] = rounds[0]
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import signal
 import sys
@@ -38,7 +37,7 @@ def monitor_running(lab: LabBalancer, check: str) -> Iterator[Daemon]:
     """The lab balancer's health monitor (profiles/daemons.yml, lbmonitor) with `check`,
     in the balancer's namespace, for the duration of the block."""
     hm = monitor_settings(lab)
-    d = Daemon("lbmonitor", lab.state / "monitor", lab.netns,
+    d = Daemon("lbmonitor", _monitor_dir(lab), lab.netns,
                values={"python": sys.executable, "check": check, "interval": hm["interval"],
                        "timeout": hm["timeout"], "fall": hm["fall"], "rise": hm["rise"], "balancer": str(lab.state)})
     d.state_dir.mkdir(parents=True, exist_ok=True)
@@ -66,12 +65,14 @@ def monitored_crowd(lab: LabBalancer, check: str, crowd: Crowd) -> Iterator[Crow
         yield crowd
 
 
+def _monitor_dir(lab: LabBalancer) -> Path:
+    return lab.state / "monitor"
+
+
 def monitor_round(lab: LabBalancer) -> int:
     """How many rounds the running monitor has finished (its live.json; 0 before the first)."""
-    try:
-        return int(json.loads((lab.state / "monitor" / "live.json").read_text()).get("round", 0))
-    except (OSError, ValueError):
-        return 0
+    from .monitor import StateFile
+    return int(StateFile(_monitor_dir(lab)).read().get("round", 0))
 
 
 def live(lab: LabBalancer) -> list[str]:
