@@ -47,7 +47,7 @@ options:
 """
 
 
-def present(p: dict, check_mode: bool) -> dict:
+def present(p: dict) -> dict:
     installed = tool.run(["dpkg-query", "-W", "-f", "${Version}", "freeradius"], step="is freeradius installed")
     if not installed.ok:
         raise AnsibleActionFail("freeradius is not installed on this host: apt-get install -y --no-install-recommends "
@@ -65,7 +65,7 @@ def present(p: dict, check_mode: bool) -> dict:
                                                     {p["server_name"]: p["listen"]}, secret, port=p["port"])
                           for c in p["clients"]] if p["gateway_conf"] else []
     check = p["health_check"]
-    if check and not check_mode:
+    if check:
         health = {}
         for c in p["clients"]:
             r = server.check_from(f"{check['namespace_prefix']}-{c['name']}", p["listen"], secret,
@@ -103,4 +103,4 @@ class ActionModule(LabAction):
     def act(self, p):
         if p["state"] == "absent":
             return server.down(p["state_dir"], purge=p["purge"])
-        return present(p, self._task.check_mode)
+        return present(p)

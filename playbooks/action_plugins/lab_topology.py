@@ -418,6 +418,7 @@ SPEC = dict(
 
 class ActionModule(LabAction):
     SPEC = SPEC
+    SUPPORTS_CHECK_MODE = True  # Topology reads what exists and only lists what it would do
 
     def act(self, params):
         if os.geteuid() != 0:

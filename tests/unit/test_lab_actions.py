@@ -64,3 +64,14 @@ def test_a_password_never_appears_in_what_ansible_prints(tmp_path):
     assert done.returncode == 2
     assert "SoftEther SSTP gateway (netns aovpn-test-no-such-namespace)" in done.stdout
     assert PASSWORD not in done.stdout + done.stderr
+
+
+def test_check_mode_changes_nothing(tmp_path):
+    # an action that cannot tell what it would change is skipped, as a module without
+    # check-mode support is: no certificate is issued, no gateway started
+    done = play(tmp_path, f"""
+        - lab_pki: {{profiles: [small], root: "{tmp_path}/pki", gateways: [vpn.example.net]}}
+        - lab_softether: {{state: absent, state_dir: "{tmp_path}/se"}}
+        """, "--check")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "skipped=2" in done.stdout and not (tmp_path / "pki").exists()

@@ -2,10 +2,10 @@
 
 Each action checks its arguments with Ansible's own argument spec (the checks a module
 gets), does its work in Ansible's worker on the controller, and turns the project's own
-errors into one failed task with a one-line message. The service actions (SoftEther,
-ocserv) share more: `present` keeps an instance running with its users, `absent` stops
-it by its recorded PIDs (aovpn_lab.service.cli.down), and check mode skips them, since a
-gateway's state is only known by starting it.
+errors into one failed task with a one-line message; in check mode it is skipped unless
+it can tell what it would change (as Ansible skips a module without check-mode support).
+The service actions (SoftEther, ocserv) share more: `present` keeps an instance running
+with its users, `absent` stops it by its recorded PIDs (aovpn_lab.service.cli.down).
 
 Passwords are `no_log` in the spec and handed to the instance in memory; no result
 carries one.
@@ -27,6 +27,9 @@ class LabAction(ActionBase):
     _requires_connection = False
     SPEC: dict[str, Any] = {}
     REQUIRED_IF: list[tuple] = []
+    # Only an action that can tell what it would change runs in check mode (topology);
+    # the others are skipped there, as Ansible skips a module without check-mode support.
+    SUPPORTS_CHECK_MODE = False
 
     def act(self, params: dict[str, Any]) -> dict[str, Any]:
         """The work; what it returns goes into the task's result."""
@@ -39,6 +42,8 @@ class LabAction(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         _, params = self.validate_argument_spec(argument_spec=self.SPEC, required_if=self.REQUIRED_IF)
+        if self._task.check_mode and not self.SUPPORTS_CHECK_MODE:
+            raise AnsibleActionSkip(f"check mode: {self._task.action} only knows what it changes by doing it")
         try:
             result.update(self.act(params))
         except AovpnError as exc:
@@ -75,8 +80,6 @@ class ServiceAction(LabAction):
         return f"{self.NAME} (netns {params['netns'] or '-'})"
 
     def act(self, params: dict[str, Any]) -> dict[str, Any]:
-        if self._task.check_mode:
-            raise AnsibleActionSkip("check mode: the gateway's state is only known by starting it")
         from ..service.cli import down
         if params["state"] == "absent":
             return down(self.instance(params), purge=params["purge"])
