@@ -24,7 +24,7 @@ from aovpn_lab.balancer import health, monitor
 from aovpn_lab.balancer.health import HealthResult
 from aovpn_lab.errors import AovpnError, InventoryError
 from aovpn_lab.ike import transport
-from aovpn_lab.ike.craft import build_ike_sa_init
+from aovpn_lab.ike.craft import DEFAULT_REACH_PROPOSALS, build_ike_sa_init
 from aovpn_lab.ike.transforms import parse_proposal
 from aovpn_lab.ike.wire import parse, payload_chain
 
@@ -119,7 +119,7 @@ def test_ike_check_is_up_on_invalid_ke_and_offers_a_decoy_group_so_no_sa_is_made
     assert pkt is not None and pkt.exch_type == 34
     layers = dict((t, layer) for t, layer in payload_chain(pkt))
     ke_group = int(layers[34].group)
-    offered = {g.id for text in health.DEFAULT_REACH_PROPOSALS for g in parse_proposal(text).dh}
+    offered = {g.id for text in DEFAULT_REACH_PROPOSALS for g in parse_proposal(text).dh}
     assert ke_group not in offered
 
 
@@ -172,13 +172,13 @@ def test_ike_check_on_port_4500_uses_the_non_esp_marker():
 
     with Responder(answer) as r:
         # the marker is added for port 4500 only; here the port is the responder's
-        msg = build_ike_sa_init(health.DEFAULT_REACH_PROPOSALS, "modp768")
+        msg = build_ike_sa_init(DEFAULT_REACH_PROPOSALS, "modp768")
         attempt = transport.probe("127.0.0.1", r.port, msg, timeout=1.0, marker=True)
     assert attempt.answer is not None and attempt.answer.kind == "invalid-ke"
 
 
 def test_transport_counts_the_datagrams_it_passed_over():
-    msg = build_ike_sa_init(health.DEFAULT_REACH_PROPOSALS, "modp768")
+    msg = build_ike_sa_init(DEFAULT_REACH_PROPOSALS, "modp768")
     other_spi = ike_response(b"\x07" * 8, IKEv2_Notify(type=14))
     with Responder(lambda req: [b"garbage", other_spi] + invalid_ke(req)) as r:
         attempt = transport.probe("127.0.0.1", r.port, msg, timeout=1.0)
@@ -387,3 +387,22 @@ def test_a_failing_hook_is_judged_by_its_exit_status(tmp_path):
             out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert "sh exited 3: rebuild refused" in err
+
+
+def test_the_monitor_gives_each_change_to_the_balancer_switch_and_retries_one_that_fails(tmp_path):
+    # --switch applies the live set in the monitor's own process; a balancer that is not
+    # provisioned (no balancer.json) is a failed change, said on stderr and tried again.
+    with Responder(invalid_ke) as r:
+        proc = subprocess.Popen(_monitor_cmd(tmp_path / "state", "--backend", f"gw1=127.0.0.1:{r.port}",
+                                             "--switch", str(tmp_path / "no-balancer")),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_for(tmp_path / "state" / "live.json", lambda p: True)
+            time.sleep(0.5)  # rounds 0.1 s apart
+        finally:
+            os.kill(proc.pid, signal.SIGTERM)
+            out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    failures = [line for line in err.splitlines() if line.startswith("aovpn-lab monitor: on-change for gw1 failed")]
+    assert len(failures) >= 2, err          # once per round until it succeeds
+    assert "no-balancer/balancer.json" in failures[0] and "aovpn-lab lab up" in failures[0]

@@ -28,9 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from ..errors import AovpnError
-from ..ike.craft import DEFAULT_REACH_PROPOSALS, build_ike_sa_init, decoy_group, probe
 from ..ike.numbers import IKE_PORT, IKE_SA_INIT, N_COOKIE
-from ..ike.offer import as_proposals
 from ..ike.transport import resolve
 
 __all__ = ["CHECKS", "KINDS", "UDP_PAYLOAD", "HealthResult", "checker", "ike_check", "udp_port_check"]
@@ -75,9 +73,14 @@ def _ike_verdict(answer) -> tuple[bool, str]:
 
 
 def ike_check(address: str, *, port: int = IKE_PORT, timeout: float = 0.5,
-              proposals=DEFAULT_REACH_PROPOSALS) -> HealthResult:
-    """A stateless IKE_SA_INIT to ``address``:``port``: up when an IKE answer with our SPI returns in time."""
-    props = as_proposals(proposals)
+              proposals=None) -> HealthResult:
+    """A stateless IKE_SA_INIT to ``address``:``port`` (``proposals``: the differential
+    test's by default): up when an IKE answer with our SPI returns in time."""
+    # scapy builds the message: imported here, so that a monitor of the udp-port kind
+    # starts without it (about half a second)
+    from ..ike.craft import DEFAULT_REACH_PROPOSALS, build_ike_sa_init, decoy_group, probe
+    from ..ike.offer import as_proposals
+    props = as_proposals(DEFAULT_REACH_PROPOSALS if proposals is None else proposals)
     message = build_ike_sa_init(props, decoy_group(props))
     attempt = probe(address, port, message, timeout=timeout)
     if attempt.answer is not None:

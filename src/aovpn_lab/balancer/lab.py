@@ -14,7 +14,6 @@ import ipaddress
 import json
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,15 +52,10 @@ class LabBalancer:
 
     # -- the balancer ------------------------------------------------------------------
     def switch(self, mode: str | None = None, live: list[str] | None = None, *, flush: bool = False) -> dict[str, Any]:
+        from . import switch
         if mode is not None:
             self.config.check_mode(mode)
-        argv = [sys.executable, "-m", "aovpn_lab.balancer.switch", "--state", str(self.state)]
-        argv += [mode] if mode else []
-        argv += ["--live", *live] if live is not None else []
-        argv += ["--flush"] if flush else []
-        r = tool.run(argv, netns=self.netns, step=f"switch the balancer to {mode or 'its mode'}", host=self.host)
-        r.check()
-        return json.loads(r.stdout)
+        return switch.apply(self.state, mode, live, netns=self.netns, host=self.host, flush=flush)
 
     def current(self) -> dict[str, Any]:
         return json.loads((self.state / "current.json").read_text())
@@ -167,8 +161,11 @@ class LabBalancer:
                  env={**os.environ, "SWANCTL_DIR": str(sdir / "swanctl"),
                       "STRONGSWAN_CONF": str(sdir / "strongswan.conf")}).check()
 
-    def wait(self, predicate, timeout: float, step: float = 0.2) -> float | None:
-        """Seconds until predicate() held, or None when it did not within timeout."""
+    def wait(self, predicate, timeout: float, step: float = 0.05) -> float | None:
+        """Seconds until predicate() held, or None when it did not within timeout. Most
+        predicates read a small file or the process table: a fine step costs less than
+        noticing late (and the seconds measured are the closer to the event). Those that
+        ask a charon over vici give a coarser step."""
         began = time.monotonic()
         while time.monotonic() - began < timeout:
             if predicate():

@@ -13,12 +13,16 @@ As a command (run on the balancer):
 
     python -m aovpn_lab.balancer.monitor --check ike --backend gw1=198.18.1.10 \\
         --backend gw2=198.18.1.18 --interval 1 --timeout 0.5 --fall 2 --rise 2 \\
-        --state /run/aovpn-lb [--on-change 'CMD ARGS']
+        --state /run/aovpn-lb [--on-change 'CMD ARGS'] [--switch BALANCER_DIR]
 
 it writes DIR/live.json after every round (replaced whole, never half-written: the live
 set, each backend's last result, and the round's number, so a reader can tell that the
 monitor has judged a change for ``fall`` rounds and kept its verdict), one JSON line on
 stdout per change, and runs CMD with the live names appended, judged by its exit status.
+``--switch`` gives the live set to the lab balancer whose state folder that is
+(aovpn_lab.balancer.switch) in this process: a command started per change would cost
+about a quarter of a second of Python start, inside the time the balancer takes a dead
+gateway out.
 SIGTERM or SIGINT ends it after the round in progress, with exit status 0.
 
     >>> s = BackendState(fall=2, rise=2)
@@ -209,6 +213,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rise", type=int, default=2, help="consecutive successes before up (2)")
     p.add_argument("--state", required=True, metavar="DIR", help="directory for live.json")
     p.add_argument("--on-change", metavar="CMD", help="run CMD with the live names appended on each change")
+    p.add_argument("--switch", metavar="DIR", type=Path,
+                   help="on each change, send the lab balancer whose state folder is DIR to the live gateways")
     return p
 
 
@@ -258,6 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rounds[1] = rounds[0]
             print(json.dumps(doc), flush=True)
             written.append(live)
+        if args.switch is not None:
+            from .switch import apply
+            apply(args.switch, live=list(live))
         if hook:  # after the file: the command may read live.json
             run_tool([*hook, *live], step="on-change").check()
 

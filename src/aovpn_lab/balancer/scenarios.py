@@ -181,7 +181,7 @@ def failover_cell(lab: LabBalancer, clients: int = 50, newcomers: int = 20, time
             def settled() -> bool:
                 now = _served(lab, crowd)
                 return all(now.get(a) not in (None, VICTIM) for a in first)
-            took = lab.wait(settled, timeout, step=0.5)
+            took = lab.wait(settled, timeout, step=0.2)
             sas = crowd.sas()
             after = _served(lab, crowd)
             half = [a for a in first if (sas.get(a) or {}).get("state") not in (None, "ESTABLISHED")]

@@ -1,10 +1,13 @@
 """Switch the lab balancer's mode, or the set of gateways it sends to, in place.
 
-Runs inside the balancer's namespace (the conformance cells call it over SSH with
-netmiko, the health monitor calls it when a gateway dies or returns, the balancer role
-calls it once at provisioning)::
+Runs inside the balancer's namespace: the health monitor calls it when a gateway dies or
+returns, and an engineer can call it over SSH::
 
     python -m aovpn_lab.balancer.switch --state DIR [MODE] [--live NAME ...]
+
+The balancer role (at provisioning) and the conformance cells call `apply` itself, the
+cells with the namespace to run its tools in: a Python started for each switch would
+cost the cell more than the switch.
 
 DIR holds balancer.json (the inventory's `load_balancer`, written by the role). The
 nftables modes (affinity, per-flow) rewrite table ip aovpn_lb; the proxy modes
@@ -59,11 +62,15 @@ def current(state: Path, config: BalancerConfig) -> dict[str, Any]:
         return {"mode": None, "live": [b.name for b in config.backends]}
 
 
-def nginx(state: Path) -> Daemon:
-    return Daemon("nginx", state / "nginx", values={"ready_port": READY_PORT})
+def nginx(state: Path, netns: str | None = None) -> Daemon:
+    return Daemon("nginx", state / "nginx", netns, values={"ready_port": READY_PORT})
 
 
-def apply(state: Path, mode: str | None = None, live: list[str] | None = None) -> dict[str, Any]:
+def apply(state: Path, mode: str | None = None, live: list[str] | None = None, *,
+          netns: str | None = None, host: str = "localhost", flush: bool = False) -> dict[str, Any]:
+    """Switch to `mode` (None: keep) sending to `live` (None: keep); `flush` also forgets
+    every flow (a clean start for a cell). `netns`: the balancer's namespace, when the
+    caller is not in it (`host` names the balancer in errors)."""
     config = load(state)
     before = current(state, config)
     mode = config.check_mode(mode or before["mode"] or config.mode)
@@ -74,9 +81,9 @@ def apply(state: Path, mode: str | None = None, live: list[str] | None = None) -
                   dnat_modes=DNAT_MODES, jhash_seed=JHASH_SEED, udp_idle_timeout=config.udp_idle_timeout)
     ruleset = state / "balancer.nft"
     ruleset.write_text(render(f"{TEMPLATES}/balancer.nft.j2", **values))
-    tool.run(["nft", "-f", str(ruleset)], step=f"load the balancer's {mode} rules").check()
+    tool.run(["nft", "-f", str(ruleset)], netns=netns, host=host, step=f"load the balancer's {mode} rules").check()
 
-    proxy = nginx(state)
+    proxy = nginx(state, netns)
     if mode in PROXY_MODES and backends:
         proxy.state_dir.mkdir(parents=True, exist_ok=True)
         (proxy.state_dir / "nginx.conf").write_text(render(f"{TEMPLATES}/nginx.conf.j2", state=str(proxy.state_dir),
@@ -86,13 +93,13 @@ def apply(state: Path, mode: str | None = None, live: list[str] | None = None) -
         proxy.stop()
 
     flushed: list[str] = []
-    if mode != before["mode"]:
-        tool.run(["conntrack", "-F"], step="flush connection tracking after a mode change").check()
+    if mode != before["mode"] or flush:
+        tool.run(["conntrack", "-F"], netns=netns, host=host, step="flush connection tracking").check()
         flushed.append("all")
     else:
         for gone in sorted(set(before["live"]) - set(names)):
             address = config.backend(gone).address
-            r = tool.run(["conntrack", "-D", "--reply-src", address], step=f"drop the flows of {gone}")
+            r = tool.run(["conntrack", "-D", "--reply-src", address], netns=netns, host=host, step=f"drop the flows of {gone}")
             if not (r.ok or (r.returncode == 1 and _NONE_DELETED.search(r.stderr))):
                 r.check()
             flushed.append(gone)
@@ -101,11 +108,6 @@ def apply(state: Path, mode: str | None = None, live: list[str] | None = None) -
     tmp.write_text(json.dumps(after))
     os.replace(tmp, state / "current.json")  # atomic: a reader never sees half a file
     return {**after, "changed": after != before, "flushed": flushed}
-
-
-def flush(state: Path) -> None:
-    """Forget every flow (a new cell starts from a balancer that has seen no client)."""
-    tool.run(["conntrack", "-F"], step="flush the balancer's connection tracking").check()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,10 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flush", action="store_true", help="also forget every flow (a clean start for a cell)")
     args = p.parse_args(argv)
     try:
-        result = apply(args.state, args.mode, args.live)
-        if args.flush:
-            flush(args.state)
-            result["flushed"] = ["all"]
+        result = apply(args.state, args.mode, args.live, flush=args.flush)
     except AovpnError as exc:
         print(json.dumps({"failed": True, "msg": str(exc)}))
         print(f"balancer switch: error: {exc}", file=sys.stderr)

@@ -11,9 +11,10 @@ import ipaddress
 import socket
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from .answer import IkeAnswer, parse_ike_answer
+if TYPE_CHECKING:  # the reader (scapy) is imported when an answer is read: resolve() does without it
+    from .answer import IkeAnswer
 from .numbers import NATT_PORT, NON_ESP_MARKER
 
 __all__ = ["ExchangeAttempt", "probe", "exchange", "resolve", "new_socket"]
@@ -106,6 +107,7 @@ def _await_answer(sock, peer_addr: tuple[str, int], spi: bytes, use_marker: bool
             if patience:
                 continue  # the deadline is asked again
             break
+        arrived = time.monotonic()  # the round trip ends here, not after reading the answer
         if peer[0] != ip or peer[1] != dst_port:
             continue
         if use_marker:
@@ -118,8 +120,9 @@ def _await_answer(sock, peer_addr: tuple[str, int], spi: bytes, use_marker: bool
             if result is not None:
                 result.ignored += 1
             continue
+        from .answer import parse_ike_answer
         answer = parse_ike_answer(data)
-        answer.rtt = time.monotonic() - start
+        answer.rtt = arrived - start
         answer.peer = (peer[0], peer[1])
         return answer
     return None

@@ -24,7 +24,6 @@ def _warn(text: str) -> None:
 
 
 def build_run_pages(run_dir: Path, *, history_dir: Path | None = None, screenshot: bool = True) -> list[Path]:
-    from . import history, page
     run_dir = Path(run_dir)
     try:
         results = runfile.load(run_dir)
@@ -32,20 +31,59 @@ def build_run_pages(run_dir: Path, *, history_dir: Path | None = None, screensho
         _warn(f"no report: {exc}")
         return []
     written = []
-    sections: list[tuple[str, str]] = []
-    hist = None
-    if history_dir is not None:
-        hist = history.scan(Path(history_dir))
-        for line in hist.problems:
-            _warn(line)
-        sections.append(("History", history.section(hist, results)))
-    written.append(page.write(run_dir, sections=sections))
-    if hist is not None:
-        written.append(history.write_index(Path(history_dir)))
-    if screenshot:
+    # Chromium starts (about 0.7 s, mostly waiting on its processes) while the history and
+    # the page are drawn, and takes the screenshot while the history index is written.
+    shot = _Screenshot(run_dir / "report.html", run_dir / SCREENSHOT) if screenshot else None
+    try:
+        from . import history, page
+        sections: list[tuple[str, str]] = []
+        hist = None
+        if history_dir is not None:
+            hist = history.scan(Path(history_dir))
+            for line in hist.problems:
+                _warn(line)
+            sections.append(("History", history.section(hist, results)))
+        written.append(page.write(run_dir, sections=sections))
+        if shot is not None:
+            shot.page_written()
+        if hist is not None:
+            written.append(history.write_index(Path(history_dir)))
+    finally:
+        if shot is not None:
+            png = shot.result()  # also when a page failed: the browser thread ends either way
+            if png is not None:
+                written.append(png)
+    return written
+
+
+class _Screenshot:
+    """The summary's PNG, taken in a thread of its own once the page is written (the
+    browser's sync API keeps to the thread that started it)."""
+
+    def __init__(self, html: Path, png: Path):
+        import threading
+        self.html, self.png = html, png
+        self._ready = threading.Event()
+        self._written = False
+        self._out: Path | None = None
+        self._thread = threading.Thread(target=self._take, name="screenshot", daemon=True)
+        self._thread.start()
+
+    def page_written(self) -> None:
+        self._written = True
+        self._ready.set()
+
+    def _take(self) -> None:
         from . import browser
         try:
-            written.append(browser.screenshot(run_dir / "report.html", run_dir / SCREENSHOT, selector="#summary"))
+            with browser.launch() as b:
+                self._ready.wait()
+                if self._written:
+                    self._out = b.screenshot(self.html, self.png, selector="#summary")
         except AovpnError as exc:
             _warn(f"no screenshot of the summary: {exc}")
-    return written
+
+    def result(self) -> Path | None:
+        self._ready.set()  # a page that failed: nothing to wait for
+        self._thread.join()
+        return self._out
