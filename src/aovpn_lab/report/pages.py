@@ -23,17 +23,23 @@ def _warn(text: str) -> None:
     print(f"aovpn-lab: warning: {text}", file=sys.stderr)
 
 
-def build_run_pages(run_dir: Path, *, history_dir: Path | None = None, screenshot: bool = True) -> list[Path]:
+def build_run_pages(run_dir: Path, *, history_dir: Path | None = None, screenshot: bool = True,
+                    shot: "Screenshot | None" = None) -> list[Path]:
+    """`shot`: the run's Screenshot, already started (`aovpn-lab run` starts it while the
+    last cells run); without one, one is started here when `screenshot` is true."""
     run_dir = Path(run_dir)
+    if shot is None and screenshot:
+        # Chromium starts (about 0.7 s, mostly waiting on its processes) while the history
+        # and the page are drawn, and takes the screenshot while the history index is written.
+        shot = Screenshot(run_dir).start()
     try:
         results = runfile.load(run_dir)
     except AovpnError as exc:
         _warn(f"no report: {exc}")
+        if shot is not None:
+            shot.result()
         return []
     written = []
-    # Chromium starts (about 0.7 s, mostly waiting on its processes) while the history and
-    # the page are drawn, and takes the screenshot while the history index is written.
-    shot = _Screenshot(run_dir / "report.html", run_dir / SCREENSHOT) if screenshot else None
     try:
         from . import history, page
         sections: list[tuple[str, str]] = []
@@ -56,25 +62,30 @@ def build_run_pages(run_dir: Path, *, history_dir: Path | None = None, screensho
     return written
 
 
-class _Screenshot:
-    """The summary's PNG, taken in a thread of its own once the page is written (the
-    browser's sync API keeps to the thread that started it)."""
+class Screenshot:
+    """The summary's PNG of a run folder, taken in a thread of its own once the page is
+    written (the browser's sync API keeps to the thread that started it). Started early,
+    it has Chromium and the pages' own imports (matplotlib) ready when the page is."""
 
-    def __init__(self, html: Path, png: Path):
+    def __init__(self, run_dir: Path):
         import threading
-        self.html, self.png = html, png
+        self.html, self.png = Path(run_dir) / "report.html", Path(run_dir) / SCREENSHOT
         self._ready = threading.Event()
         self._written = False
         self._out: Path | None = None
         self._thread = threading.Thread(target=self._take, name="screenshot", daemon=True)
-        self._thread.start()
+
+    def start(self) -> "Screenshot":
+        if self._thread.ident is None:  # not started yet
+            self._thread.start()
+        return self
 
     def page_written(self) -> None:
         self._written = True
         self._ready.set()
 
     def _take(self) -> None:
-        from . import browser
+        from . import browser, history  # noqa: F401 - history: its charts' imports, ahead of the page
         try:
             with browser.launch() as b:
                 self._ready.wait()
@@ -85,5 +96,6 @@ class _Screenshot:
 
     def result(self) -> Path | None:
         self._ready.set()  # a page that failed: nothing to wait for
-        self._thread.join()
+        if self._thread.ident is not None:
+            self._thread.join()
         return self._out

@@ -126,13 +126,26 @@ def run_suite(*, inventory: str, prefix: str | None, select: str | None, reports
     args += list(extra or [])
     print(f"aovpn-lab: run {run_id} -> {run_dir}"
           + (f" ({workers} workers, one client each)" if workers > 1 else ""), file=sys.stderr, flush=True)
+    from .pages import Screenshot, build_run_pages
+    shot = Screenshot(run_dir)
     try:
-        code = int(pytest.main(args))
+        code = int(pytest.main(args, plugins=[_ScreenshotAtFirstCell(shot)]))
     finally:  # whatever ended pytest, the pages of what was done are written
-        from .pages import build_run_pages
-        build_run_pages(run_dir, history_dir=reports_dir)
+        build_run_pages(run_dir, history_dir=reports_dir, shot=shot.start())
     print(f"aovpn-lab: report {run_dir / 'report.html'}", file=sys.stderr)
     return exit_status(code, run_dir / "results.json")
+
+
+class _ScreenshotAtFirstCell:
+    """A plugin of this run alone: once the first cell has reported, Chromium starts for the
+    summary's screenshot, so it is ready when the last cell ends (not at the start, where
+    it would compete with the workers' own start for the CPU)."""
+
+    def __init__(self, shot):
+        self.shot = shot
+
+    def pytest_runtest_logreport(self, report) -> None:
+        self.shot.start()
 
 
 def exit_status(pytest_code: int, results: Path) -> int:
