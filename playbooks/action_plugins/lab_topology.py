@@ -271,10 +271,12 @@ class Topology:
             hostkey = os.path.join(hdir, "ssh_host_ed25519_key")
             if not os.path.exists(hostkey):
                 self.run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", h["name"], "-f", hostkey)
+            home = os.path.join(hdir, "home")
+            os.makedirs(home, mode=0o700, exist_ok=True)
             cfg = os.path.join(hdir, "sshd_config")
             text = render(spec("sshd").templates["sshd_config"], host=h["name"], namespace=self.ns(h["name"]),
                           address=h["mgmt_address"], port=port, hostkey=hostkey,
-                          pidfile=os.path.join(hdir, "sshd.pid"), ssh_dir=ssh_dir)
+                          pidfile=os.path.join(hdir, "sshd.pid"), ssh_dir=ssh_dir, home=home)
             with open(cfg, "w") as f:
                 f.write(text)
             sshds.append((h, hdir, text))
