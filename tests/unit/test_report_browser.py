@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import struct
+import threading
 from pathlib import Path
 
 import pytest
@@ -97,8 +98,7 @@ def test_a_driver_that_dies_at_start_is_one_line_with_the_fix_and_a_run_still_ge
             raise Exception("Connection closed while reading from the driver")
     monkeypatch.setattr(playwright.sync_api, "sync_playwright", lambda: Dead())
     # a fresh process: no driver already started by an earlier test
-    monkeypatch.setattr(browser._Driver, "_playwright", None)
-    monkeypatch.setattr(browser._Driver, "_users", 0)
+    monkeypatch.setattr(browser._Driver, "_threads", threading.local())
     with pytest.raises(BrowserError) as err:
         browser.screenshot(summary_page, tmp_path / "s.png")
     assert "driver did not start" in str(err.value) and "libatomic1" in str(err.value)
@@ -109,3 +109,22 @@ def test_a_driver_that_dies_at_start_is_one_line_with_the_fix_and_a_run_still_ge
     written = build_run_pages(run, history_dir=tmp_path)
     assert (run / "report.html").is_file() and not (run / "summary.png").exists()
     assert run / "report.html" in written
+
+
+def test_the_summary_screenshot_waits_in_its_own_thread_for_the_page(chromium, summary_page: Path, tmp_path: Path):
+    # started before the page exists (as `aovpn-lab run` starts it while cells run), beside
+    # a browser of this thread, it takes the PNG once told the page is written
+    from aovpn_lab.report.pages import SCREENSHOT, Screenshot
+    run = tmp_path / "run"
+    run.mkdir()
+    shot = Screenshot(run).start()
+    (run / "report.html").write_text(summary_page.read_text())
+    shot.page_written()
+    assert shot.result() == run / SCREENSHOT and png_size(run / SCREENSHOT)[0] > 0
+    assert chromium.screenshot(summary_page, tmp_path / "here.png").is_file()  # this thread's browser still works
+
+
+def test_a_summary_screenshot_whose_page_never_came_writes_nothing(tmp_path: Path):
+    from aovpn_lab.report.pages import SCREENSHOT, Screenshot
+    assert Screenshot(tmp_path).start().result() is None and not (tmp_path / SCREENSHOT).exists()
+    assert Screenshot(tmp_path).result() is None   # never started: nothing to wait for

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -112,30 +113,34 @@ class Browser:
 
 
 class _Driver:
-    """Playwright's driver process, shared: its sync API allows one per thread, and a Browser may
-    be opened while another is (a screenshot during a certification)."""
-    _playwright = None
-    _users = 0
+    """Playwright's driver process, one per thread and shared within it: its sync API keeps
+    to the thread that started it, and in one thread a Browser may be opened while another
+    is (a screenshot during a certification). The summary's screenshot has a thread of its
+    own (report/pages.py)."""
+    _threads = threading.local()
 
     @classmethod
     def acquire(cls):
-        if cls._playwright is None:
+        own = cls._threads
+        if getattr(own, "playwright", None) is None:
             from playwright.sync_api import sync_playwright
             try:
-                cls._playwright = sync_playwright().start()
+                own.playwright = sync_playwright().start()
             except Exception as exc:  # the driver process (Playwright's own node) died at start: no type of its own
                 raise BrowserError(f"Playwright's driver did not start: {_first_line(exc)}",
                                    hint="make setup (it installs Debian's chromium and libatomic1, which "
                                         "Playwright's driver needs)") from None
-        cls._users += 1
-        return cls._playwright
+            own.users = 0
+        own.users += 1
+        return own.playwright
 
     @classmethod
     def release(cls) -> None:
-        cls._users -= 1
-        if cls._users == 0 and cls._playwright is not None:
-            cls._playwright.stop()
-            cls._playwright = None
+        own = cls._threads
+        own.users -= 1
+        if own.users == 0 and own.playwright is not None:
+            own.playwright.stop()
+            own.playwright = None
 
 
 def launch(executable: str | Path = CHROMIUM) -> Browser:
