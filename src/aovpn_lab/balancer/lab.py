@@ -26,6 +26,7 @@ from ..inventory import Inventory
 from ..service import Daemon
 from ..service.daemon import config_digest
 from .config import BalancerConfig
+from .switch import apply as apply_switch
 
 
 @dataclass
@@ -52,10 +53,9 @@ class LabBalancer:
 
     # -- the balancer ------------------------------------------------------------------
     def switch(self, mode: str | None = None, live: list[str] | None = None, *, flush: bool = False) -> dict[str, Any]:
-        from . import switch
         if mode is not None:
             self.config.check_mode(mode)
-        return switch.apply(self.state, mode, live, netns=self.netns, host=self.host, flush=flush)
+        return apply_switch(self.state, mode, live, netns=self.netns, host=self.host, flush=flush)
 
     def current(self) -> dict[str, Any]:
         return json.loads((self.state / "current.json").read_text())

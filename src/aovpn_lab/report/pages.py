@@ -11,6 +11,7 @@ screenshot, say) is one warning line; the others are still written.
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 from ..errors import AovpnError
@@ -32,15 +33,13 @@ def build_run_pages(run_dir: Path, *, history_dir: Path | None = None, screensho
         # Chromium starts (about 0.7 s, mostly waiting on its processes) while the history
         # and the page are drawn, and takes the screenshot while the history index is written.
         shot = Screenshot(run_dir).start()
+    written: list[Path] = []
     try:
-        results = runfile.load(run_dir)
-    except AovpnError as exc:
-        _warn(f"no report: {exc}")
-        if shot is not None:
-            shot.result()
-        return []
-    written = []
-    try:
+        try:
+            results = runfile.load(run_dir)
+        except AovpnError as exc:
+            _warn(f"no report: {exc}")
+            return written
         from . import history, page
         sections: list[tuple[str, str]] = []
         hist = None
@@ -68,7 +67,6 @@ class Screenshot:
     it has Chromium and the pages' own imports (matplotlib) ready when the page is."""
 
     def __init__(self, run_dir: Path):
-        import threading
         self.html, self.png = Path(run_dir) / "report.html", Path(run_dir) / SCREENSHOT
         self._ready = threading.Event()
         self._written = False
